@@ -1,0 +1,43 @@
+# vidgen — every target builds/refreshes .venv itself (fast when pyproject.toml is unchanged).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN    ?= runs/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create/refresh the virtual environment
+
+demo: $(STAMP)  ## train FramePredictor on the embedded shapes data, evaluate, write videos (CPU, minutes)
+	$(BIN)/vidgen fit --config vidgen/configs/demo.yaml --trainer.default_root_dir $(RUN)
+	$(BIN)/vidgen test --config vidgen/configs/demo.yaml --trainer.default_root_dir $(RUN) \
+		--ckpt_path $(RUN)/checkpoints/last.ckpt
+	@echo "demo outputs: $(RUN)/ (metrics.json, videos/, checkpoints/, config.yaml, wandb/)"
+
+test: $(STAMP)  ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check vidgen tests benchmarks
+
+format: $(STAMP)  ## ruff format + autofix
+	$(BIN)/ruff format vidgen tests benchmarks
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## CPU benchmarks (results under benchmarks/results/)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:  ## remove the venv, caches and run outputs
+	rm -rf $(VENV) runs wandb lightning_logs .pytest_cache .ruff_cache *.egg-info

@@ -16,7 +16,7 @@ SamplingMode = Literal["stride", "segments"]
 
 
 def clip_span(frames: int, frame_skip: int) -> int:
-    """Number of source frames covered by a clip of ``frames`` frames at stride ``frame_skip + 1``."""
+    """Source frames covered by a clip of ``frames`` frames at stride ``frame_skip + 1``."""
     return (frames - 1) * (frame_skip + 1) + 1
 
 

@@ -53,12 +53,13 @@ def use_fft(kernel_size: tuple[int, int], in_channels: int = 1, out_channels: in
     64px, 64->16  0.39    0.49    0.66    1.13    1.79
     ============  ======  ======  ======  ======  ======
 
-    Direct wins clearly for k <= 7 (0.3-0.6x) and FFT for k >= 15 (6-18x at 29x29,
-    ~20x at the paper's 190x190, see ``benchmarks/results/deconv_cpu.md``).  The
-    crossover band is k = 11..15 for every measured configuration; the threshold 196 is the smallest area at which FFT is not slower on
-    maps >= 32 px.  FFT cost is nearly independent of the kernel size while direct cost
-    grows with ``kH * kW``, so the rule uses the kernel area only; channel counts are
-    accepted for future refinement but did not move the crossover beyond the band above.
+    Direct wins clearly for k <= 7 (0.3-0.6x) and FFT for k >= 15 (6-18x at 29x29, ~20x at
+    the paper's 190x190, see ``benchmarks/results/deconv_cpu.md``). The crossover band is k
+    = 11..15 for every measured configuration; the threshold 196 is the smallest area at
+    which FFT is not slower on maps >= 32 px. FFT cost is nearly independent of the kernel
+    size while direct cost grows with ``kH * kW``, so the rule uses the kernel area only;
+    channel counts are accepted for future refinement but did not move the crossover beyond
+    the band above.
     """
     del in_channels, out_channels
     kh, kw = kernel_size

@@ -13,8 +13,10 @@ decord 0.6.0 facts checked against frame-number-encoded videos (``tests/test_vid
   from frame 0 up to the last wanted frame. Streams with valid timestamps (all UCF101 files are
   XviD simple profile, without B-frames) are read with ``get_batch`` on the wanted frames, which
   was exact on every tested pattern and faster than decoding a contiguous range and selecting.
-- ``len(vr)`` comes from the container and can over-report (dmlc/decord#373): the probe decodes
-  the last frames and clamps the count to the last one that decodes.
+- ``len(vr)`` comes from the packets found and can over-report (dmlc/decord#373): the probe
+  decodes the last frames and clamps the count to the last one that decodes. A truncated file
+  (fewer packets than its header promises) ends in a partial packet that decord "decodes" as
+  an error-concealed copy of the previous frame, so the last frame of such a file is dropped.
 - Readers are never opened in a DataLoader's parent process for decoding (dmlc/decord#294): the
   reader cache is per process and rebuilt after a fork; probing runs in a process pool.
 """
@@ -92,12 +94,21 @@ def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
     if os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file")
     decord = _decord()
+    header = _header(path)
     try:
-        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        # decode checks on a small resized reader: cheap, and decord 0.6.0 fails to copy some
+        # native sizes (a 48x48 stream came back with a 64-pixel row stride)
+        vr = decord.VideoReader(path, ctx=decord.cpu(0), width=32, height=32, num_threads=1)
         frames = len(vr)
         fps = float(vr.get_avg_fps())
         stamps = vr.get_frame_timestamp(list(range(frames))) if frames else np.zeros((0, 2))
-        height, width = vr[0].shape[:2]
+        vr[0]
+        if header is None:
+            full = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+            height, width = full[0].shape[:2]
+            del full
+        else:
+            width, height = header[1], header[2]
     except Exception as err:  # decord raises DECORDError (a RuntimeError) or others
         reason = str(err).splitlines()[0].replace(path, "file")[:200] if str(err) else "?"
         raise VideoError(f"{path}: cannot open ({reason})") from err
@@ -106,9 +117,28 @@ def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
     starts = np.asarray(stamps)[:, 0]
     seekable = bool(np.all(starts >= 0) and np.all(np.diff(starts) > 0))
     frames = _decodable_count(vr, frames, check_last, seekable)
+    if header is not None and 0 < frames < header[0]:
+        # cut short (the container promised more): its last packet is likely partial and decodes
+        # as an error-concealed copy of the frame before, so it is left out
+        frames -= 1
     if frames < 1:
         raise VideoError(f"{path}: no decodable frames")
     return VideoInfo(frames, fps if fps > 0 else 25.0, int(width), int(height), seekable)
+
+
+def _header(path: str) -> tuple[int, int, int] | None:
+    """``(frames, width, height)`` from the container header (PyAV, no decoding), if known.
+
+    ``frames`` is what the header promises (AVI ``dwTotalFrames``; 0 when unknown)."""
+    try:
+        import av
+
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            return int(stream.frames), int(ctx.width), int(ctx.height)
+    except Exception:
+        return None
 
 
 def _decodable_count(vr, frames: int, check_last: int, seekable: bool) -> int:

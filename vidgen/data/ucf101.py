@@ -377,7 +377,8 @@ class UCF101Clips(Dataset):
                     raise
                 source = (source + cpv) % len(self)
         video = self.videos[self.sampler.video_of(source)]
-        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+        # numpy's transpose copy: torch's permute().contiguous() on uint8 was 10-50x slower here
+        clip = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
         return {"video": clip, "label": video.label, "index": item}
 
 

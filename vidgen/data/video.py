@@ -102,7 +102,6 @@ def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
         frames = len(vr)
         fps = float(vr.get_avg_fps())
         stamps = vr.get_frame_timestamp(list(range(frames))) if frames else np.zeros((0, 2))
-        vr[0]
         if header is None:
             full = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
             height, width = full[0].shape[:2]
@@ -179,7 +178,7 @@ class FrameReader(Protocol):
 class DecordReader:
     """:class:`FrameReader` on decord, with a small per-process cache of open readers."""
 
-    def __init__(self, max_open: int = 8, num_threads: int = 1) -> None:
+    def __init__(self, max_open: int = 1, num_threads: int = 1) -> None:
         self.max_open = max_open
         self.num_threads = num_threads
         self._readers: OrderedDict[tuple, object] = OrderedDict()

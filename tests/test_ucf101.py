@@ -80,8 +80,9 @@ def test_validation_groups_are_seed_free_and_spread():
 # ------------------------------------------------------------------------------ data module
 
 
-def test_splits_by_group_labels_and_bad_input_reported_once(corpus, caplog):
-    dm = dm_for(corpus.root)
+@pytest.mark.parametrize("verify", [False, True])
+def test_splits_by_group_labels_and_bad_input_reported_once(corpus, caplog, tmp_path, verify):
+    dm = dm_for(corpus.root, verify_videos=verify, cache_dir=str(tmp_path))
     with caplog.at_level(logging.WARNING, logger="vidgen.data"):
         dm.setup("fit")
         dm.setup("test")
@@ -201,6 +202,13 @@ def test_index_is_cached_and_refreshed_by_size_and_mtime(own_corpus):
     index = ucf101.VideoIndex(own_corpus / "UCF-101", progress=False)
     index.update(files)
     assert index.probed == 1
+    header_only = sum(info.get("verified") is False for info in index.update(files).values())
+    assert header_only > len(files) // 2
+    verified = ucf101.VideoIndex(own_corpus / "UCF-101", progress=False, verify=True)
+    infos = verified.update(files)
+    assert verified.probed == header_only  # header-only entries get decoded once
+    assert all(info.get("verified", "error" in info) for info in infos.values())
+    assert ucf101.VideoIndex(own_corpus / "UCF-101", verify=True).update(files) == infos
 
 
 def test_read_only_root_puts_the_index_in_the_cache_dir(own_corpus, tmp_path, monkeypatch):

@@ -198,6 +198,10 @@ class UCF101DataModule(VideoDataModule):
         cache_dir: where the index goes when ``root`` is not writable (default
             ``~/.cache/vidgen``); given explicitly, the index always goes there.
         index_workers: processes probing videos while indexing (default: all cores, up to 8).
+        verify_videos: decode the last frames of every video while indexing. Off (default),
+            complete AVI files are indexed from their headers (50x faster) and only the others
+            (truncated, other containers) are decoded; a corrupt payload then shows up as a
+            logged, replaced decode failure during the epoch instead of at index time.
         progress: show a progress bar while indexing.
         frames, eval_frames, frame_skip, sampling, image_size, batch_size, num_workers,
         clips_per_video: as in :class:`VideoDataModule`.
@@ -218,6 +222,7 @@ class UCF101DataModule(VideoDataModule):
         val_fraction: float = 0.1,
         cache_dir: str | None = None,
         index_workers: int | None = None,
+        verify_videos: bool = False,
         progress: bool = True,
     ) -> None:
         super().__init__(
@@ -235,6 +240,7 @@ class UCF101DataModule(VideoDataModule):
         self.val_fraction = val_fraction
         self.cache_dir = cache_dir
         self.index_workers = index_workers
+        self.verify_videos = verify_videos
         self.progress = progress
         self.class_names: list[str] = []
         self._index: dict | None = None
@@ -276,7 +282,9 @@ class UCF101DataModule(VideoDataModule):
         located = ucf101.resolve_paths(video_dir, [e.path for e in train + test])
         missing = sorted(rel for rel, path in located.items() if path is None)
         present = sorted({path for path in located.values() if path is not None})
-        index = ucf101.VideoIndex(video_dir, self.cache_dir, self.index_workers, self.progress)
+        index = ucf101.VideoIndex(
+            video_dir, self.cache_dir, self.index_workers, self.progress, self.verify_videos
+        )
         infos = index.update(present)
         broken = sorted(info["error"] for info in infos.values() if "error" in info)
         good = {

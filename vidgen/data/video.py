@@ -1,7 +1,7 @@
 """Video files: probing (frame count, fps, size), decoding (decord) and encoding (PyAV, Pillow).
 
-Decoding sits behind one small interface, :class:`FrameReader` (``read(path, indices, size,
-seekable)`` -> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is the implementation used by the
+Decoding sits behind one small interface, :class:`FrameReader` (``read(path, indices, size)``
+-> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is the implementation used by the
 datasets and another backend (PyAV, TorchCodec) can replace it. decord and av are imported inside
 the functions that need them, so ``import vidgen`` works on a machine without them.
 
@@ -9,8 +9,8 @@ decord 0.6.0 facts checked against frame-number-encoded videos (``tests/test_vid
 
 - AVI files whose stream has B-frames carry no presentation timestamps; decord then seeks to the
   wrong frames (``vr[100]`` returned frame 51; dmlc/decord#195). Reading from frame 0 forward is
-  exact. :func:`probe_video` marks such files ``seekable=False`` and the reader decodes them
-  from frame 0 up to the last wanted frame. Streams with valid timestamps (all UCF101 files are
+  exact. The reader checks the timestamps when it opens a file and decodes such files from
+  frame 0 up to the last wanted frame. Streams with valid timestamps (all UCF101 files are
   XviD simple profile, without B-frames) are read with ``get_batch`` on the wanted frames, which
   was exact on every tested pattern and faster than decoding a contiguous range and selecting.
 - ``len(vr)`` comes from the packets found and can over-report (dmlc/decord#373): the probe
@@ -44,7 +44,7 @@ class VideoInfo:
     fps: float
     width: int
     height: int
-    seekable: bool = True
+    seekable: bool | None = None  # decord can seek (None: not checked, the reader checks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,17 +82,23 @@ def center_crop(frames: np.ndarray, size: int | None) -> np.ndarray:
     return frames[:, top : top + size, left : left + size]
 
 
-def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
-    """Frame count, fps, size and seekability of a video; raises :class:`VideoError`.
+def probe_video(path: str | os.PathLike, verify: bool = True, check_last: int = 2) -> VideoInfo:
+    """Frame count, fps, size (and seekability) of a video; raises :class:`VideoError`.
 
-    The count is clamped so that the last ``check_last`` indexed frames decode (``len(vr)`` can
-    over-report). A file with no decodable frame is an error.
+    ``verify=True`` opens the file with decord and decodes its last ``check_last`` frames,
+    clamping the count to frames that decode (``len(vr)`` can over-report). ``verify=False``
+    first tries :func:`avi_header`: a complete AVI file (its RIFF size matches the file size) is
+    described from its header alone, without decoding; anything else is verified.
     """
     path = str(path)
     if not os.path.isfile(path):
         raise VideoError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file")
+    if not verify:
+        info = avi_header(path)
+        if info is not None:
+            return info
     decord = _decord()
     header = _header(path)
     try:
@@ -101,7 +107,6 @@ def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
         vr = decord.VideoReader(path, ctx=decord.cpu(0), width=32, height=32, num_threads=1)
         frames = len(vr)
         fps = float(vr.get_avg_fps())
-        stamps = vr.get_frame_timestamp(list(range(frames))) if frames else np.zeros((0, 2))
         if header is None:
             full = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
             height, width = full[0].shape[:2]
@@ -113,8 +118,7 @@ def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
         raise VideoError(f"{path}: cannot open ({reason})") from err
     if frames < 1:
         raise VideoError(f"{path}: no frames")
-    starts = np.asarray(stamps)[:, 0]
-    seekable = bool(np.all(starts >= 0) and np.all(np.diff(starts) > 0))
+    seekable = _seekable(vr)
     frames = _decodable_count(vr, frames, check_last, seekable)
     if header is not None and 0 < frames < header[0]:
         # cut short (the container promised more): its last packet is likely partial and decodes
@@ -123,6 +127,45 @@ def probe_video(path: str | os.PathLike, check_last: int = 2) -> VideoInfo:
     if frames < 1:
         raise VideoError(f"{path}: no decodable frames")
     return VideoInfo(frames, fps if fps > 0 else 25.0, int(width), int(height), seekable)
+
+
+def avi_header(path: str | os.PathLike) -> VideoInfo | None:
+    """A complete AVI file's frame count, fps and size from its header (no decoding).
+
+    None when the file is not a plain RIFF AVI, is cut short or grown (RIFF size != file size),
+    or the header is incomplete: then :func:`probe_video` has to decode. The count is the video
+    stream's ``dwLength`` (chunks written), which equals decord's ``len`` for such files.
+    """
+    import struct
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(16384)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None
+    if struct.unpack_from("<I", head, 4)[0] + 8 != size:
+        return None
+    pos, stream = 12, None
+    while pos + 8 <= len(head):
+        fourcc, length = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if fourcc == b"LIST":
+            if head[pos + 8 : pos + 12] == b"movi":
+                break
+            pos += 12  # descend into hdrl / strl
+            continue
+        body = head[pos + 8 : pos + 8 + length]
+        if fourcc == b"strh" and len(body) >= 36 and body[:4] == b"vids" and stream is None:
+            scale, rate, _start, frames = struct.unpack_from("<IIII", body, 20)
+            stream = {"fps": rate / scale if scale else 0.0, "frames": frames}
+        elif fourcc == b"strf" and stream and "width" not in stream and len(body) >= 12:
+            stream["width"], stream["height"] = struct.unpack_from("<ii", body, 4)
+        pos += 8 + length + (length & 1)
+    if not stream or "width" not in stream or stream["frames"] < 1 or stream["fps"] <= 0:
+        return None
+    return VideoInfo(stream["frames"], stream["fps"], stream["width"], abs(stream["height"]))
 
 
 def _header(path: str) -> tuple[int, int, int] | None:
@@ -166,22 +209,33 @@ class FrameReader(Protocol):
         path: str,
         indices: np.ndarray,
         size: int | None,
-        seekable: bool = True,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """Frames ``indices`` of ``path`` as uint8 ``(S, size, size, 3)``: the shorter side is
         resized to ``size`` at decode time, then the centre square is kept (full frames when
-        ``size`` is None). ``seekable`` comes from :func:`probe_video`, ``shape`` is the source
-        ``(width, height)`` when known. Raises :class:`VideoError`."""
+        ``size`` is None). ``shape`` is the source ``(width, height)`` when known.
+        Raises :class:`VideoError`."""
+
+
+def _seekable(vr) -> bool:
+    """True when decord has strictly increasing presentation timestamps (it can seek)."""
+    n = len(vr)
+    starts = np.asarray(vr.get_frame_timestamp(list(range(n))))[:, 0] if n else np.zeros(0)
+    return bool(np.all(starts >= 0) and np.all(np.diff(starts) > 0))
 
 
 class DecordReader:
-    """:class:`FrameReader` on decord, with a small per-process cache of open readers."""
+    """:class:`FrameReader` on decord.
+
+    Keeps at most ``max_open`` readers open per process (default 1: an open decord reader that
+    has decoded keeps polling on a thread, and with 8 idle readers open clip loading was 4x
+    slower). A stream without timestamps (AVI with B-frames) is read forward from frame 0.
+    """
 
     def __init__(self, max_open: int = 1, num_threads: int = 1) -> None:
         self.max_open = max_open
         self.num_threads = num_threads
-        self._readers: OrderedDict[tuple, object] = OrderedDict()
+        self._readers: OrderedDict[tuple, tuple] = OrderedDict()
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict:  # open readers never cross a process boundary
@@ -189,7 +243,8 @@ class DecordReader:
         state["_readers"] = OrderedDict()
         return state
 
-    def _reader(self, path: str, size: int | None, shape: tuple[int, int] | None):
+    def _reader(self, path: str, size: int | None, shape: tuple[int, int] | None) -> tuple:
+        """``(decord reader, seekable)`` of ``path`` decoding at ``size`` (cached)."""
         if self._pid != os.getpid():  # forked: readers opened by the parent are not ours
             self._readers = OrderedDict()
             self._pid = os.getpid()
@@ -201,32 +256,34 @@ class DecordReader:
         kwargs = {"ctx": decord.cpu(0), "num_threads": self.num_threads}
         if size is not None:
             if shape is None:
-                probe = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-                shape = probe[0].shape[1::-1]
-                del probe
+                header = _header(path)
+                if header is None:
+                    raise VideoError(f"{path}: cannot read the frame size")
+                shape = header[1:]
             kwargs["width"], kwargs["height"] = decode_size(shape[0], shape[1], size)
         vr = decord.VideoReader(path, **kwargs)
-        self._readers[key] = vr
-        while len(self._readers) > self.max_open:
+        entry = (vr, _seekable(vr))
+        while self._readers and len(self._readers) >= self.max_open:
             self._readers.popitem(last=False)
-        return vr
+        if self.max_open > 0:
+            self._readers[key] = entry
+        return entry
 
     def read(
         self,
         path: str,
         indices: np.ndarray,
         size: int | None,
-        seekable: bool = True,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """See :class:`FrameReader`; ``shape`` = the source ``(width, height)`` if known."""
+        """See :class:`FrameReader`."""
         indices = np.asarray(indices, dtype=np.int64)
         try:
-            vr = self._reader(path, size, shape)
+            vr, seekable = self._reader(path, size, shape)
             if seekable:
                 wanted, inverse = np.unique(indices, return_inverse=True)
                 frames = vr.get_batch(wanted.tolist()).asnumpy()[inverse]
-            else:
+            else:  # decord's seeks land on wrong frames here (decord#195): read forward from 0
                 vr.seek(0)
                 frames = vr.get_batch(list(range(int(indices.max()) + 1))).asnumpy()[indices]
         except Exception as err:
@@ -237,13 +294,9 @@ class DecordReader:
         return np.ascontiguousarray(center_crop(frames, size))
 
 
-def read_frames(
-    path: str | os.PathLike, indices, size: int | None = None, seekable: bool | None = None
-) -> np.ndarray:
-    """Frames ``indices`` of one video as uint8 ``(S, H, W, 3)`` (one-off; probes if needed)."""
-    if seekable is None:
-        seekable = probe_video(path).seekable
-    return DecordReader(max_open=1).read(str(path), np.asarray(indices), size, seekable)
+def read_frames(path: str | os.PathLike, indices, size: int | None = None) -> np.ndarray:
+    """Frames ``indices`` of one video as uint8 ``(S, size, size, 3)`` (one-off reader)."""
+    return DecordReader(max_open=0).read(str(path), np.asarray(indices), size)
 
 
 # ----------------------------------------------------------------------------------- encoding

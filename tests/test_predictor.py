@@ -1,0 +1,104 @@
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+
+from vidgen import FramePredictor, ShapesDataModule
+from vidgen.models import ConvLSTMCore, LSTMCore, UpsampleDeconvHead
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return FramePredictor(
+        image_size=16,
+        backbone_layer="pool2",
+        core=partial(LSTMCore, hidden_size=32),
+        head=partial(UpsampleDeconvHead, channels=4, base_size=4, kernel_size=5),
+        context_frames=3,
+        **kw,
+    )
+
+
+def test_rollout_beyond_training_length():
+    model = tiny().eval()
+    context = torch.rand(2, 3, 3, 16, 16)
+    with torch.no_grad():
+        pred = model(context, horizon=20)
+    assert pred.shape == (2, 20, 3, 16, 16)
+    assert pred.min() >= 0 and pred.max() <= 1
+
+
+def test_rollout_first_step_equals_teacher_forcing():
+    model = tiny().eval()
+    video = torch.rand(2, 5, 3, 16, 16)
+    with torch.no_grad():
+        forced = model.teacher_forced(video)
+        rolled = model(video[:, :3], horizon=1)
+    assert forced.shape == (2, 4, 3, 16, 16)
+    assert torch.allclose(rolled[:, 0], forced[:, 2], atol=1e-6)
+
+
+def test_bad_input_is_explained():
+    model = tiny()
+    with pytest.raises(ValueError, match="image_size"):
+        model(torch.rand(2, 3, 3, 32, 32), horizon=2)
+    with pytest.raises(ValueError, match="horizon"):
+        model(torch.rand(2, 3, 3, 16, 16), horizon=0)
+
+
+@pytest.mark.parametrize("train_rollout", [False, True])
+def test_training_reduces_loss_on_one_batch(train_rollout):
+    model = tiny(train_rollout=train_rollout, optimizer=partial(torch.optim.Adam, lr=3e-3))
+    dm = ShapesDataModule(num_val=4, image_size=16, frames=5, batch_size=4, num_workers=0)
+    video = next(iter(dm.val_dataloader()))["video"]
+    batch = model.on_after_batch_transfer({"video": video.clone()}, 0)
+    assert batch["video"].dtype == torch.float32 and batch["video"].max() <= 1
+    opt = model.configure_optimizers()
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = model.training_step({"video": batch["video"]}, 0)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_trainer_fit_and_test_log_model_and_baselines(tmp_path):
+    dm = ShapesDataModule(
+        num_train=8,
+        num_val=4,
+        num_test=4,
+        image_size=16,
+        frames=4,
+        eval_frames=7,
+        batch_size=4,
+        num_workers=0,
+    )
+    model = FramePredictor(
+        image_size=16,
+        backbone_layer="pool2",
+        core=partial(ConvLSTMCore, hidden_channels=4, num_layers=1),
+        head=partial(UpsampleDeconvHead, channels=4, kernel_size=9),
+        context_frames=2,
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, dm)
+    assert model.backbone.training is False
+    results = trainer.test(model, dm, verbose=False)[0]
+    for key in (
+        "test/model/mse",
+        "test/copy_last/mse",
+        "test/mean_frame/ssim",
+        "test/model/collapse",
+    ):
+        assert key in results
+    assert model.results["test"]["model/psnr"].shape == (5,)  # 7 frames - 2 context

@@ -1,0 +1,36 @@
+"""The ``vidgen`` command: a LightningCLI (fit / validate / test / predict) over vidgen's models.
+
+Lightning 2.x installs no ``lightning`` script; ``vidgen fit --config cfg.yaml`` is this
+project's ``lightning fit --config cfg.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from vidgen.data.datamodule import VideoDataModule
+from vidgen.models.base import VideoModule
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+"""The packaged YAML configs (paper-faithful, improved and demo)."""
+
+
+class VidgenCLI(LightningCLI):
+    """LightningCLI whose model's ``image_size`` always follows ``data.image_size``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.init_args.image_size", "model.init_args.image_size")
+
+
+def main(args: list[str] | None = None) -> VidgenCLI:
+    """Run the CLI on ``args`` (default: ``sys.argv[1:]``)."""
+    return VidgenCLI(
+        VideoModule,
+        VideoDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )

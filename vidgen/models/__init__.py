@@ -1,0 +1,21 @@
+"""Models: frozen backbone, recurrent cores, heads, losses and the LightningModules."""
+
+from vidgen.models.backbone import FrozenVGG16
+from vidgen.models.deconv import Deconv2d
+from vidgen.models.heads import FrameHead, UpsampleDeconvHead
+from vidgen.models.losses import VideoLoss, kl_divergence
+from vidgen.models.predictor import FramePredictor
+from vidgen.models.recurrent import ConvLSTMCore, LSTMCore, SequenceCore
+
+__all__ = [
+    "ConvLSTMCore",
+    "Deconv2d",
+    "FrameHead",
+    "FramePredictor",
+    "FrozenVGG16",
+    "LSTMCore",
+    "SequenceCore",
+    "UpsampleDeconvHead",
+    "VideoLoss",
+    "kl_divergence",
+]

@@ -1,0 +1,152 @@
+"""FramePredictor: frame t in, frame t+1 out (paper section 2.3).
+
+Each frame goes through the frozen VGG16; a recurrent core carries the sequence; a head turns
+each step's output back into a frame. Training is teacher-forced next-frame prediction (the
+paper) or, with ``train_rollout=True``, the evaluation protocol itself: see ``context_frames``
+true frames, then feed back its own predictions. Evaluation always rolls out from
+``context_frames`` true frames for as many steps as the clip has left, which may be longer than
+the training clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from vidgen.evaluation import HorizonMetrics
+from vidgen.models.base import VideoModule, paper_adam
+from vidgen.models.heads import FrameHead, UpsampleDeconvHead
+from vidgen.models.losses import VideoLoss
+from vidgen.models.recurrent import LSTMCore, SequenceCore, Shape
+
+CoreFactory = Callable[[Shape], SequenceCore]
+HeadFactory = Callable[[Shape, int], FrameHead]
+
+
+class FramePredictor(VideoModule):
+    """Next-frame prediction with a frozen VGG16, a recurrent core and a deconvolution head.
+
+    Args:
+        image_size: frame side in pixels (linked to ``data.image_size`` by the CLI).
+        backbone_layer: VGG16 cut, e.g. ``"pool5"`` (paper) or ``"pool3"``.
+        backbone_weights: ``None`` (random), ``"imagenet"`` (torch cache) or a file path.
+        core: builds the core from the per-frame feature shape, e.g. ``LSTMCore`` or
+            ``functools.partial(ConvLSTMCore, hidden_channels=64)``; in YAML a ``class_path``
+            with ``init_args`` lacking ``in_shape``.
+        head: builds the head from ``(core.out_shape, image_size)``.
+        context_frames: true frames seen before the rollout at evaluation.
+        train_rollout: train on rollouts from ``context_frames`` instead of teacher forcing.
+        loss: reconstruction loss (default: MSE, the paper's).
+        optimizer: default Adam with lr 0.01 (paper).
+        lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        backbone_layer: str = "pool5",
+        backbone_weights: str | None = None,
+        core: CoreFactory = LSTMCore,
+        head: HeadFactory = UpsampleDeconvHead,
+        context_frames: int = 4,
+        train_rollout: bool = False,
+        loss: VideoLoss | None = None,
+        optimizer: OptimizerCallable = paper_adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__(
+            image_size, backbone_layer, backbone_weights, loss, optimizer, lr_scheduler
+        )
+        self.save_hyperparameters(ignore=["loss"])
+        if context_frames < 1:
+            raise ValueError(f"context_frames must be >= 1, got {context_frames}")
+        self.core = core(self.feature_shape)
+        self.head = head(self.core.out_shape, image_size)
+        self.context_frames = context_frames
+        self.train_rollout = train_rollout
+        self.eval_metrics: dict[str, HorizonMetrics] = {}
+        self.results: dict[str, dict[str, Tensor]] = {}
+
+    def forward(self, context: Tensor, horizon: int) -> Tensor:
+        """Roll out ``horizon`` frames after ``context`` ``(B, T, C, H, W)`` (any horizon >= 1)."""
+        self.check_video(context)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        out, state = self.core(self.encode(context))
+        frame = self.render(self.head, out[:, -1:])
+        frames = [frame]
+        for _ in range(horizon - 1):
+            out, state = self.core(self.encode(frame), state)
+            frame = self.render(self.head, out)
+            frames.append(frame)
+        return torch.cat(frames, dim=1)
+
+    def teacher_forced(self, video: Tensor) -> Tensor:
+        """Predictions of frames ``1..S-1``, each from the true frames before it."""
+        self.check_video(video)
+        out, _ = self.core(self.encode(video[:, :-1]))
+        return self.render(self.head, out)
+
+    def split(self, video: Tensor) -> tuple[Tensor, Tensor]:
+        """A clip's context (at most ``context_frames``, leaving >= 1 frame) and its target."""
+        context = min(self.context_frames, video.shape[1] - 1)
+        return video[:, :context], video[:, context:]
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        video = batch["video"]
+        if self.train_rollout:
+            context, target = self.split(video)
+            pred = self(context, target.shape[1])
+        else:
+            pred, target = self.teacher_forced(video), video[:, 1:]
+        terms = self.loss(pred, target, self.backbone)
+        self.log_terms("train", terms, video.shape[0])
+        return terms["loss"]
+
+    def evaluate(self, stage: str, batch: dict) -> dict[str, Tensor]:
+        """Roll out from the context, log the loss and update the per-horizon metrics."""
+        context, target = self.split(batch["video"])
+        pred = self(context, target.shape[1])
+        self.log_terms(stage, self.loss(pred, target, self.backbone), target.shape[0])
+        metrics = self.eval_metrics.get(stage)
+        if metrics is None or metrics.horizon != target.shape[1]:
+            metrics = HorizonMetrics(target.shape[1]).to(self.device)
+            self.eval_metrics[stage] = metrics
+        metrics.update(pred, target, context)
+        return {"context": context, "target": target, "pred": pred}
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        return self.evaluate("val", batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        return self.evaluate("test", batch)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
+        context, target = self.split(batch["video"])
+        return {
+            "context": context,
+            "target": target,
+            "pred": self(context, target.shape[1]),
+            "index": batch["index"],
+        }
+
+    def summarise(self, stage: str) -> dict[str, Tensor]:
+        """Per-horizon metrics of ``stage``, logged as means, then reset."""
+        metrics = self.eval_metrics.get(stage)
+        if metrics is None or not metrics.update_called:
+            return {}
+        results = metrics.compute()
+        metrics.reset()
+        self.log_dict({f"{stage}/{k}": v.mean() for k, v in results.items()}, sync_dist=False)
+        self.results[stage] = results
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        self.summarise("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.summarise("test")

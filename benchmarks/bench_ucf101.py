@@ -137,11 +137,11 @@ def loader_rate(loader, batches: int) -> tuple[float, float]:
     return t1 - t0, clips / (t2 - t1)
 
 
-def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int) -> dict:
+def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
     from vidgen.data import ucf101
     from vidgen.data.datamodule import UCF101DataModule
 
-    def dm():
+    def dm(verify: bool = False):
         return UCF101DataModule(
             str(root),
             frames=8,
@@ -151,19 +151,30 @@ def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int) -> dic
             num_workers=workers,
             index_workers=workers,
             val_fraction=0.1,
+            verify_videos=verify,
+            progress=False,
         )
 
-    (root / "UCF-101" / ucf101.INDEX_FILE).unlink(missing_ok=True)
-    module = dm()
-    t0 = time.perf_counter()
-    module.prepare_data()
-    cold = time.perf_counter() - t0
-    module = dm()
-    t0 = time.perf_counter()
-    module.setup("fit")
-    warm = time.perf_counter() - t0
-    first, rate = loader_rate(module.train_dataloader(), batches)
-    return {"index_cold": cold, "index_cached": warm, "first": first, "rate": rate}
+    def cold(verify: bool) -> float:
+        times = []
+        for _ in range(repeats):
+            (root / "UCF-101" / ucf101.INDEX_FILE).unlink(missing_ok=True)
+            module = dm(verify)
+            t0 = time.perf_counter()
+            module.prepare_data()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    out = {"index_verify": cold(True), "index_cold": cold(False)}
+    times = []
+    for _ in range(repeats):
+        module = dm()
+        t0 = time.perf_counter()
+        module.setup("fit")
+        times.append(time.perf_counter() - t0)
+    out["index_cached"] = float(np.median(times))
+    out["first"], out["rate"] = loader_rate(module.train_dataloader(), batches)
+    return out
 
 
 def _collate_tv(items):
@@ -184,23 +195,26 @@ class _TvTransform:
         return self.t(clip)
 
 
-def bench_torchvision(root: Path, workers: int, batches: int, batch_size: int) -> dict:
+def bench_torchvision(root: Path, workers: int, batches: int, batch_size: int, repeats: int):
     from torch.utils.data import DataLoader, RandomSampler
     from torchvision.datasets import UCF101
 
-    t0 = time.perf_counter()
-    ds = UCF101(
-        str(root / "UCF-101"),
-        str(root / "ucfTrainTestlist"),
-        frames_per_clip=8,
-        step_between_clips=8,
-        fold=1,
-        train=True,
-        transform=_TvTransform(),
-        num_workers=workers,
-        output_format="TCHW",
-    )
-    index = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ds = UCF101(
+            str(root / "UCF-101"),
+            str(root / "ucfTrainTestlist"),
+            frames_per_clip=8,
+            step_between_clips=8,
+            fold=1,
+            train=True,
+            transform=_TvTransform(),
+            num_workers=workers,
+            output_format="TCHW",
+        )
+        times.append(time.perf_counter() - t0)
+    index = float(np.median(times))
     sampler = RandomSampler(ds, num_samples=(batches + 2) * batch_size)
     loader = DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=_collate_tv
@@ -240,6 +254,7 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3, help="index builds timed (median)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "ucf101_cpu.md")
     parser.add_argument("--no-install", action="store_true")
     args = parser.parse_args(argv)
@@ -255,18 +270,20 @@ def main(argv=None) -> None:
     say(f"corpus: {len(files)} videos, {sum(seconds) / 60:.1f} min of video")
     have_tv = ensure_torchcodec(files[0], not args.no_install)
 
+    load_before = os.getloadavg()[0]
     strategies = bench_strategies(files)
     say(f"decord strategies (ms/clip): {strategies}")
-    ours = bench_vidgen(args.root, args.workers, args.batches, args.batch_size)
+    ours = bench_vidgen(args.root, args.workers, args.batches, args.batch_size, args.repeats)
     say(f"vidgen: {ours}")
     tv = None
     if have_tv:
-        tv = bench_torchvision(args.root, args.workers, args.batches, args.batch_size)
+        tv = bench_torchvision(args.root, args.workers, args.batches, args.batch_size, args.repeats)
     say(f"torchvision: {tv}")
-    write_table(args, files, sum(seconds), ours, tv, strategies)
+    load = (load_before, os.getloadavg()[0])
+    write_table(args, files, sum(seconds), ours, tv, strategies, load)
 
 
-def write_table(args, files, seconds, ours, tv, strategies) -> None:
+def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> None:
     import torchvision
 
     def ratio(a, b, faster_is_smaller=True):
@@ -293,14 +310,21 @@ def write_table(args, files, seconds, ours, tv, strategies) -> None:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{versions}. DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
         f"clips at 112x112 (shorter side to 112 + centre crop), {args.batches} batches timed "
-        "after the first.",
+        f"after the first. Index times: median of {args.repeats} builds. 1-minute load average "
+        f"{load[0]:.1f} before / {load[1]:.1f} after (other jobs shared the cores).",
         "",
         "| measure | vidgen UCF101DataModule (decord) | torchvision UCF101 (TorchCodec) "
         "| vidgen advantage |",
         "|---|---|---|---|",
-        f"| index build, cold (s) | {ours['index_cold']:.2f} | {tv_cell('index_cold', '{:.2f}')} "
+        f"| index build, cold (s) | {ours['index_cold']:.3f} "
+        f"| {tv_cell('index_cold', '{:.3f}')} "
         f"| {ratio(ours['index_cold'], tv['index_cold'] if tv else 0)} |",
-        f"| index, cached (s) | {ours['index_cached']:.3f} | n/a (no cache) | |",
+        f"| index build, cold, `verify_videos=True` (s) | {ours['index_verify']:.3f} "
+        f"| {tv_cell('index_cold', '{:.3f}')} "
+        f"| {ratio(ours['index_verify'], tv['index_cold'] if tv else 0)} |",
+        f"| index, cached (s) | {ours['index_cached']:.3f} "
+        f"| {tv_cell('index_cold', '{:.3f}')} (no cache) "
+        f"| {ratio(ours['index_cached'], tv['index_cold'] if tv else 0)} |",
         f"| first batch (s) | {ours['first']:.2f} | {tv_cell('first', '{:.2f}')} | |",
         f"| clips/s | {ours['rate']:.1f} | {tv_cell('rate', '{:.1f}')} "
         f"| {ratio(ours['rate'], tv['rate'] if tv else 0, faster_is_smaller=False)} |",

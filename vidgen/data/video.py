@@ -9,16 +9,21 @@ decord 0.6.0 facts checked against frame-number-encoded videos (``tests/test_vid
 
 - AVI files whose stream has B-frames carry no presentation timestamps; decord then seeks to the
   wrong frames (``vr[100]`` returned frame 51; dmlc/decord#195). Reading from frame 0 forward is
-  exact. The reader checks the timestamps when it opens a file and decodes such files from
-  frame 0 up to the last wanted frame. Streams with valid timestamps (all UCF101 files are
-  XviD simple profile, without B-frames) are read with ``get_batch`` on the wanted frames, which
-  was exact on every tested pattern and faster than decoding a contiguous range and selecting.
-- ``len(vr)`` comes from the packets found and can over-report (dmlc/decord#373): the probe
-  decodes the last frames and clamps the count to the last one that decodes. A truncated file
-  (fewer packets than its header promises) ends in a partial packet that decord "decodes" as
-  an error-concealed copy of the previous frame, so the last frame of such a file is dropped.
-- Readers are never opened in a DataLoader's parent process for decoding (dmlc/decord#294): the
-  reader cache is per process and rebuilt after a fork; probing runs in a process pool.
+  exact. The reader checks the timestamps whenever it opens a file and reads such files forward
+  from frame 0 up to the last wanted frame. Files with valid timestamps (XviD without B-frames,
+  as UCF101's are expected to be; each file is checked anyway) are read with ``get_batch`` on
+  the wanted frames, which returned the exact frames on every tested pattern, non-contiguous and
+  unsorted included; decoding a contiguous range and selecting, or seeking per frame, measured
+  within noise of it (``benchmarks/bench_ucf101.py``).
+- ``len(vr)`` comes from the packets found and can over-report (dmlc/decord#373): the decoding
+  probe decodes the last frames and clamps the count to the last one that decodes. A truncated
+  file (fewer packets than its header promises) ends in a partial packet that decord "decodes"
+  as an error-concealed copy of the previous frame, so the last frame of such a file is dropped.
+  Complete AVI files can instead be described from their header (:func:`avi_header`; the
+  count equalled decord's on every generated file).
+- decord readers are created lazily by the datasets, i.e. inside DataLoader workers; readers
+  inherited through a fork are dropped, never reused (dmlc/decord#294), and decoding probes run
+  in a process pool.
 """
 
 from __future__ import annotations

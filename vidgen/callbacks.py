@@ -58,7 +58,7 @@ class EvaluationReport(L.Callback):
     """After ``vidgen test``: print model-vs-baselines per horizon and write ``metrics.json``."""
 
     @rank_zero_only
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         results = getattr(pl_module, "results", {}).get("test")
         if not results:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -12,6 +13,11 @@ from torch import Tensor
 from vidgen.models.backbone import FrozenVGG16
 from vidgen.models.heads import FrameHead
 from vidgen.models.losses import VideoLoss
+
+# The frozen backbone is in eval mode on purpose, and the uint8 -> float conversion is meant to
+# live in the model (DESIGN section 3): Lightning's notes on both are noise for vidgen users.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`")
 
 
 def paper_adam(params: Any) -> torch.optim.Optimizer:

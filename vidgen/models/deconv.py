@@ -35,7 +35,7 @@ __all__ = ["Deconv2d", "fast_fft_size", "fft_conv_transpose2d", "use_fft"]
 FFT_MIN_KERNEL_AREA = 196
 
 
-def use_fft(kernel_size: tuple[int, int], in_channels: int = 1, out_channels: int = 1) -> bool:
+def use_fft(kernel_size: tuple[int, int]) -> bool:
     """Crossover rule of ``impl="auto"``: use the FFT path iff ``kH * kW >= 196`` (14x14).
 
     Measured on the development CPU (2 cores, torch 2.14.1, fp32, forward + backward in
@@ -57,11 +57,9 @@ def use_fft(kernel_size: tuple[int, int], in_channels: int = 1, out_channels: in
     the paper's 190x190, see ``benchmarks/results/deconv_cpu.md``). The crossover band is k
     = 11..15 for every measured configuration; the threshold 196 is the smallest area at
     which FFT is not slower on maps >= 32 px. FFT cost is nearly independent of the kernel
-    size while direct cost grows with ``kH * kW``, so the rule uses the kernel area only;
-    channel counts are accepted for future refinement but did not move the crossover beyond
-    the band above.
+    size while direct cost grows with ``kH * kW``, so the rule uses the kernel area only:
+    channel counts did not move the crossover beyond the band above.
     """
-    del in_channels, out_channels
     kh, kw = kernel_size
     return kh * kw >= FFT_MIN_KERNEL_AREA
 
@@ -183,7 +181,7 @@ class Deconv2d(nn.ConvTranspose2d):
     def uses_fft(self) -> bool:
         """Whether ``forward`` takes the FFT path for this module's configuration."""
         if self.impl == "auto":
-            return use_fft(self.kernel_size, self.in_channels, self.out_channels)
+            return use_fft(self.kernel_size)
         return self.impl == "fft"
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:

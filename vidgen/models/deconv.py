@@ -99,8 +99,9 @@ def _weight_spectrum(weight: Tensor, s: tuple[int, int]) -> Tensor:
     return wf.permute(2, 3, 0, 1).reshape(fh * fw, c_in, c_out)
 
 
-def _fft_core(x: Tensor, wf: Tensor, bias: Tensor | None, out_hw: tuple[int, int],
-              s: tuple[int, int]) -> Tensor:
+def _fft_core(
+    x: Tensor, wf: Tensor, bias: Tensor | None, out_hw: tuple[int, int], s: tuple[int, int]
+) -> Tensor:
     """Full convolution of ``x`` ``(N, C_in, H, W)`` given ``wf = _weight_spectrum(w, s)``.
 
     The channel contraction ``Y[f] = X[f] @ W[f]`` (``(N, in) @ (in, out)`` per frequency
@@ -124,8 +125,9 @@ def _fft_core(x: Tensor, wf: Tensor, bias: Tensor | None, out_hw: tuple[int, int
     return y
 
 
-def fft_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
-                         pad_to_fast: bool = True) -> Tensor:
+def fft_conv_transpose2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, pad_to_fast: bool = True
+) -> Tensor:
     """Functional FFT version of ``F.conv_transpose2d(x, weight, bias)`` (stride 1, pad 0).
 
     ``x``: ``(N, C_in, H, W)``; ``weight``: ``(C_in, C_out, kH, kW)``.  Computes in the
@@ -161,10 +163,25 @@ class Deconv2d(nn.ConvTranspose2d):
     bump ``_version``; call :meth:`clear_spectrum_cache` after such edits.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 bias: bool = True, impl: Impl = "auto") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=1, padding=0,
-                         output_padding=0, groups=1, bias=bias, dilation=1)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        bias: bool = True,
+        impl: Impl = "auto",
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=1,
+            padding=0,
+            output_padding=0,
+            groups=1,
+            bias=bias,
+            dilation=1,
+        )
         if impl not in ("auto", "fft", "direct"):
             raise ValueError(f"impl must be 'auto', 'fft' or 'direct', got {impl!r}")
         self.impl: Impl = impl
@@ -277,4 +294,3 @@ class Deconv2d(nn.ConvTranspose2d):
         state = dict(state)
         state["_spec_key"] = state["_spec_val"] = state["_spec_ref"] = None
         return state
-

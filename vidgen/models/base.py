@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -11,7 +12,6 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from vidgen.models.backbone import FrozenVGG16
-from vidgen.models.heads import FrameHead
 from vidgen.models.losses import VideoLoss
 
 # The frozen backbone is in eval mode on purpose, and the uint8 -> float conversion is meant to
@@ -71,8 +71,11 @@ class VideoModule(L.LightningModule):
         return features.view(b, s, *features.shape[1:])
 
     @staticmethod
-    def render(head: FrameHead, z: Tensor) -> Tensor:
-        """Frames from per-frame core outputs: ``(B, S, *shape)`` -> ``(B, S, C, H, W)``."""
+    def render(head: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+        """Frames from per-frame core outputs: ``(B, S, *shape)`` -> ``(B, S, C, H, W)``.
+
+        ``head`` is a :class:`FrameHead` (frames in [0, 1]) or its ``logits`` method.
+        """
         b, s = z.shape[:2]
         frames = head(z.flatten(0, 1))
         return frames.view(b, s, *frames.shape[1:])

@@ -1,7 +1,14 @@
 """vidgen: video prediction and generation with frozen VGG16 features, LSTMs and deconvolutions."""
 
 from vidgen.data import ShapesDataModule, VideoDataModule
-from vidgen.models import FramePredictor, FrozenVGG16
+from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
 
-__all__ = ["FramePredictor", "FrozenVGG16", "ShapesDataModule", "VideoDataModule"]
+__all__ = [
+    "FramePredictor",
+    "FrozenVGG16",
+    "MultiScaleHead",
+    "ShapesDataModule",
+    "VideoDataModule",
+    "VideoVAE",
+]
 __version__ = "0.1.0"

@@ -1,13 +1,15 @@
 """vidgen: video prediction and generation with frozen VGG16 features, LSTMs and deconvolutions."""
 
 from vidgen.data import ShapesDataModule, UCF101DataModule, VideoDataModule
-from vidgen.models import FramePredictor, FrozenVGG16
+from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
 
 __all__ = [
     "FramePredictor",
     "FrozenVGG16",
+    "MultiScaleHead",
     "ShapesDataModule",
     "UCF101DataModule",
     "VideoDataModule",
+    "VideoVAE",
 ]
 __version__ = "0.1.0"

@@ -2,10 +2,11 @@
 
 from vidgen.models.backbone import FrozenVGG16
 from vidgen.models.deconv import Deconv2d
-from vidgen.models.heads import FrameHead, UpsampleDeconvHead
+from vidgen.models.heads import FrameHead, MultiScaleHead, UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
 from vidgen.models.predictor import FramePredictor
 from vidgen.models.recurrent import ConvLSTMCore, LSTMCore, SequenceCore
+from vidgen.models.vae import VideoVAE
 
 __all__ = [
     "ConvLSTMCore",
@@ -14,8 +15,10 @@ __all__ = [
     "FramePredictor",
     "FrozenVGG16",
     "LSTMCore",
+    "MultiScaleHead",
     "SequenceCore",
     "UpsampleDeconvHead",
     "VideoLoss",
+    "VideoVAE",
     "kl_divergence",
 ]

@@ -11,8 +11,16 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from vidgen.evaluation import HorizonMetrics
 from vidgen.models.backbone import FrozenVGG16
+from vidgen.models.heads import FrameHead
 from vidgen.models.losses import VideoLoss
+from vidgen.models.recurrent import SequenceCore, Shape
+
+CoreFactory = Callable[[Shape], SequenceCore]
+"""Builds a sequence core from its per-frame input shape (YAML: ``class_path`` + ``init_args``)."""
+HeadFactory = Callable[[Shape, int], FrameHead]
+"""Builds a frame head from ``(core.out_shape, image_size)``."""
 
 # The frozen backbone is in eval mode on purpose, and the uint8 -> float conversion is meant to
 # live in the model (DESIGN section 3): Lightning's notes on both are noise for vidgen users.
@@ -49,6 +57,8 @@ class VideoModule(L.LightningModule):
         self.loss = loss if loss is not None else VideoLoss()
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.eval_metrics: dict[str, HorizonMetrics] = {}
+        self.results: dict[str, dict[str, Tensor]] = {}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         video = batch["video"]
@@ -88,6 +98,31 @@ class VideoModule(L.LightningModule):
             batch_size=batch_size,
             sync_dist=stage != "train",
         )
+
+    def update_metrics(self, stage: str, pred: Tensor, target: Tensor, context: Tensor) -> None:
+        """Accumulate per-step metrics of ``pred`` and of the baselines of ``context``."""
+        metrics = self.eval_metrics.get(stage)
+        if metrics is None or metrics.horizon != target.shape[1]:
+            metrics = HorizonMetrics(target.shape[1]).to(self.device)
+            self.eval_metrics[stage] = metrics
+        metrics.update(pred, target, context)
+
+    def summarise(self, stage: str) -> dict[str, Tensor]:
+        """Per-step metrics of ``stage``, logged as means, kept in ``results``, then reset."""
+        metrics = self.eval_metrics.get(stage)
+        if metrics is None or not metrics.update_called:
+            return {}
+        results = metrics.compute()
+        metrics.reset()
+        self.log_dict({f"{stage}/{k}": v.mean() for k, v in results.items()}, sync_dist=False)
+        self.results[stage] = results
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        self.summarise("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.summarise("test")
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]

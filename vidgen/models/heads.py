@@ -1,5 +1,7 @@
 """Frame heads: per-frame core outputs -> images, by bilinear upsampling + deconvolution.
 
+``UpsampleDeconvHead`` is the paper's head; ``MultiScaleHead`` the fix its section 4.1 proposes.
+
 A head maps ``(N, *in_shape)`` to frames ``(N, out_channels, image_size, image_size)`` in [0, 1].
 ``in_shape`` is a core's ``out_shape``: ``(F, 1, 1)`` for a vector, ``(C, h, w)`` for a map.
 """
@@ -7,6 +9,7 @@ A head maps ``(N, *in_shape)`` to frames ``(N, out_channels, image_size, image_s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -92,3 +95,72 @@ class UpsampleDeconvHead(FrameHead):
             self.project(z), size=self.upsampled, mode="bilinear", align_corners=False
         )
         return self.deconv(x)
+
+
+def _per_branch(value: int | Sequence[int], n: int, name: str) -> list[int]:
+    values = [value] * n if isinstance(value, int) else list(value)
+    if len(values) != n:
+        raise ValueError(f"{name} needs one value per branch ({n}), got {values}")
+    return values
+
+
+class MultiScaleHead(FrameHead):
+    """The paper's proposed fix (section 4.1): large-, medium- and small-kernel branches, summed.
+
+    The per-frame core output is split into ``len(kernel_sizes)`` nearly equal parts along its
+    first (feature/channel) axis; part ``i`` goes through its own :class:`UpsampleDeconvHead`
+    branch (projection to ``channels[i] x base_sizes[i]**2``, bilinear upsampling, one
+    deconvolution with ``kernel_sizes[i]``); the branches' outputs are summed before the
+    sigmoid. A large kernel alone paints smooth, image-wide patterns (the paper's decoder that
+    "ignores the LSTM"); the small-kernel branch, fed from a finer base map, carries detail.
+
+    Defaults scale with ``image_size`` (224 px: kernels 190 / 29 / 5 on base maps 7 / 14 / 28;
+    the large branch is the paper's head). Any number of branches works.
+
+    Args:
+        in_shape: the core's per-frame output shape; its first axis must have at least one
+            element per branch.
+        image_size: output frames are ``image_size`` pixels square.
+        out_channels: 3 for RGB.
+        kernel_sizes: deconvolution kernel per branch (default: 190/224 of the frame as in the
+            paper, 29/224 of it (at least 7 px), and 5 px (3 px below 64 px frames)).
+        channels: channels of each branch's base map (one value for all, or one per branch).
+        base_sizes: side of each branch's base map for vector inputs (default: image_size / 32,
+            / 16, / 8); map inputs keep their own size.
+    """
+
+    def __init__(
+        self,
+        in_shape: Shape,
+        image_size: int,
+        out_channels: int = 3,
+        kernel_sizes: Sequence[int] | None = None,
+        channels: int | Sequence[int] = 16,
+        base_sizes: int | Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if kernel_sizes is None:
+            kernel_sizes = (
+                max(1, round(image_size * 190 / 224)),
+                min(image_size, max(7, round(image_size * 29 / 224))),
+                min(image_size, 5 if image_size >= 64 else 3),
+            )
+        n = len(kernel_sizes)
+        if base_sizes is None:
+            base_sizes = [max(1, image_size // 32 * 2**i) for i in range(n)]
+        channels = _per_branch(channels, n, "channels")
+        base_sizes = _per_branch(base_sizes, n, "base_sizes")
+        c, h, w = in_shape
+        if c < n:
+            raise ValueError(f"in_shape {in_shape} has fewer than {n} features to split")
+        self.split_sizes = [len(part) for part in torch.arange(c).tensor_split(n)]
+        self.branches = nn.ModuleList(
+            UpsampleDeconvHead((part, h, w), image_size, out_channels, ch, base, k)
+            for part, ch, base, k in zip(
+                self.split_sizes, channels, base_sizes, kernel_sizes, strict=True
+            )
+        )
+
+    def logits(self, z: Tensor) -> Tensor:
+        parts = z.split(self.split_sizes, dim=1)
+        return sum(branch.logits(part) for branch, part in zip(self.branches, parts, strict=True))

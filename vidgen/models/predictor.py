@@ -10,21 +10,17 @@ the training clips.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from vidgen.evaluation import HorizonMetrics
-from vidgen.models.base import VideoModule, paper_adam
-from vidgen.models.heads import FrameHead, UpsampleDeconvHead
+from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
+from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss
-from vidgen.models.recurrent import LSTMCore, SequenceCore, Shape
+from vidgen.models.recurrent import LSTMCore
 
-CoreFactory = Callable[[Shape], SequenceCore]
-HeadFactory = Callable[[Shape, int], FrameHead]
 RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
 
 
@@ -74,8 +70,6 @@ class FramePredictor(VideoModule):
         self.context_frames = context_frames
         self.train_rollout = train_rollout
         self.residual = residual
-        self.eval_metrics: dict[str, HorizonMetrics] = {}
-        self.results: dict[str, dict[str, Tensor]] = {}
 
     def forward(self, context: Tensor, horizon: int) -> Tensor:
         """Roll out ``horizon`` frames after ``context`` ``(B, T, C, H, W)`` (any horizon >= 1)."""
@@ -126,11 +120,7 @@ class FramePredictor(VideoModule):
         context, target = self.split(batch["video"])
         pred = self(context, target.shape[1])
         self.log_terms(stage, self.loss(pred, target, self.backbone), target.shape[0])
-        metrics = self.eval_metrics.get(stage)
-        if metrics is None or metrics.horizon != target.shape[1]:
-            metrics = HorizonMetrics(target.shape[1]).to(self.device)
-            self.eval_metrics[stage] = metrics
-        metrics.update(pred, target, context)
+        self.update_metrics(stage, pred, target, context)
         return {"context": context, "target": target, "pred": pred}
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
@@ -147,20 +137,3 @@ class FramePredictor(VideoModule):
             "pred": self(context, target.shape[1]),
             "index": batch["index"],
         }
-
-    def summarise(self, stage: str) -> dict[str, Tensor]:
-        """Per-horizon metrics of ``stage``, logged as means, then reset."""
-        metrics = self.eval_metrics.get(stage)
-        if metrics is None or not metrics.update_called:
-            return {}
-        results = metrics.compute()
-        metrics.reset()
-        self.log_dict({f"{stage}/{k}": v.mean() for k, v in results.items()}, sync_dist=False)
-        self.results[stage] = results
-        return results
-
-    def on_validation_epoch_end(self) -> None:
-        self.summarise("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.summarise("test")

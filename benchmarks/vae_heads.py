@@ -1,0 +1,235 @@
+"""VideoVAE: the paper's head vs the multi-scale head, and how much the decoder uses z.
+
+On the embedded shapes data at 32 px, every variant trains for the same number of steps from
+the same seed on the same clips; then it reconstructs held-out clips and (centred clips of)
+training clips from
+
+- ``z = mu`` (the true latent),
+- ``z = 1`` (a vector of ones: the paper's diagnosis, section 4.1, "the decoder was very easily
+  able to take a vector of 1s and reconstruct very good representations of the training images"),
+- ``z = 0`` (the prior's mean),
+- ``z = mu`` of another clip (does z carry what is specific to a clip?),
+
+and reports per-frame MSE / PSNR / SSIM, with the mean-frame baseline (the "average of the
+input images" the paper's VAE degraded to). A decoder that uses z loses much quality when z is
+replaced (large gap); one that ignores z does not.
+
+    PYTHONPATH=. python benchmarks/vae_heads.py            # ~8 min on 2 busy CPU cores
+    PYTHONPATH=. python benchmarks/vae_heads.py --steps 20  # smoke test
+
+Writes ``benchmarks/results/vae_heads.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from vidgen import ShapesDataModule, VideoVAE
+from vidgen.evaluation import frame_metrics
+from vidgen.models import LSTMCore, MultiScaleHead, UpsampleDeconvHead, kl_divergence
+
+RESULTS = Path(__file__).resolve().parent / "results"
+IMAGE = 32
+FRAMES = 6
+
+
+def heads() -> dict[str, tuple[int, object]]:
+    """name -> (decoder width, head factory) at 32 px."""
+    return {
+        # The paper's head scaled to 32 px: the decoder's output reshaped (no linear layer) to
+        # 16 x 4 x 4, upsampled to 6 x 6, one 27 x 27 deconvolution (27/32 ~ 190/224).
+        "paper": (256, partial(UpsampleDeconvHead, channels=16, base_size=4, kernel_size=27)),
+        # Three branches: 27 px kernel on a 4 x 4 map, 7 px on 8 x 8, 3 px on 16 x 16.
+        "multiscale": (
+            384,
+            partial(MultiScaleHead, kernel_sizes=(27, 7, 3), channels=8, base_sizes=(4, 8, 16)),
+        ),
+    }
+
+
+def build(head: str, beta: float, warmup: int, lr: float) -> VideoVAE:
+    width, factory = heads()[head]
+    torch.manual_seed(0)
+    return VideoVAE(
+        image_size=IMAGE,
+        backbone_layer="pool3",
+        encoder=partial(LSTMCore, hidden_size=128),
+        decoder=partial(LSTMCore, hidden_size=width),
+        head=factory,
+        z_dim=32,
+        frames=FRAMES,
+        beta=beta,
+        kl_warmup_steps=warmup,
+        optimizer=partial(torch.optim.Adam, lr=lr),
+    )
+
+
+def clips(dataset) -> Tensor:
+    """All clips of a dataset as one float tensor ``(N, S, C, H, W)`` in [0, 1]."""
+    return torch.stack([item["video"] for item in dataset]).float().div_(255)
+
+
+@torch.no_grad()
+def features(model: VideoVAE, video: Tensor, batch: int = 32) -> Tensor:
+    """Frozen-backbone features of every clip, computed once (the backbone never trains)."""
+    return torch.cat([model.encode(video[i : i + batch]) for i in range(0, len(video), batch)])
+
+
+def train(
+    model: VideoVAE, video: Tensor, feats: Tensor, steps: int, batch_size: int
+) -> list[float]:
+    """``steps`` optimiser steps on shuffled minibatches (seeded: same order for every model)."""
+    optimizer = model.configure_optimizers()
+    model.train()
+    order = torch.Generator().manual_seed(0)
+    losses: list[float] = []
+    perm = torch.randperm(len(video), generator=order)
+    for step in range(steps):
+        start = step * batch_size % len(video)
+        if start + batch_size > len(video):
+            perm = torch.randperm(len(video), generator=order)
+            start = 0
+        idx = perm[start : start + batch_size]
+        mu, logvar = model.infer(feats[idx])
+        recon = model.decode(model.reparameterise(mu, logvar), video.shape[1])
+        terms = model.objective(recon, video[idx], mu, logvar, model.kl_weight(step))
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        losses.append(terms["recon"].item())
+    return losses
+
+
+@torch.no_grad()
+def evaluate(
+    model: VideoVAE, video: Tensor, feats: Tensor, batch: int = 32
+) -> dict[str, dict[str, float]]:
+    """Mean per-frame metrics of reconstructions from z = mu / ones / zeros, and the baseline."""
+    model.eval()
+    sums: dict[str, dict[str, float]] = {}
+    kl = 0.0
+    for i in range(0, len(video), batch):
+        target = video[i : i + batch]
+        mu, logvar = model.infer(feats[i : i + batch])
+        kl += float(kl_divergence(mu, logvar)) * len(target)
+        frames = target.shape[1]
+        candidates = {
+            "z=mu": model.decode(mu, frames),
+            "z=ones": model.decode(torch.ones_like(mu), frames),
+            "z=zeros": model.decode(torch.zeros_like(mu), frames),
+            "z=other": model.decode(mu.roll(1, dims=0), frames),  # another clip's latent
+            "mean_frame": target.mean(1, keepdim=True).expand_as(target),
+        }
+        for name, pred in candidates.items():
+            for metric, values in frame_metrics(pred, target).items():
+                sums.setdefault(name, {}).setdefault(metric, 0.0)
+                sums[name][metric] += float(values.mean(1).sum())
+    out = {name: {m: v / len(video) for m, v in ms.items()} for name, ms in sums.items()}
+    out["kl_per_clip"] = {"nats": kl / len(video)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 1e-3])
+    parser.add_argument("--train-videos", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    begin = time.perf_counter()
+
+    # Fixed, centred clips: the training set is exactly the "training clips" evaluated below.
+    dm = ShapesDataModule(
+        num_train=args.train_videos, num_val=64, image_size=IMAGE, frames=FRAMES, num_workers=0
+    )
+    data = {
+        "train": clips(dm.make_dataset("train", dm.sampler("val"))),
+        "held_out": clips(dm.make_dataset("val", dm.sampler("val"))),
+    }
+    reference = build("paper", 0.0, 0, args.lr)
+    feats = {name: features(reference, video) for name, video in data.items()}
+
+    runs = []
+    for beta in args.betas:
+        for head in heads():
+            model = build(head, beta, warmup=args.steps // 2, lr=args.lr)
+            for a, b in zip(
+                model.backbone.parameters(), reference.backbone.parameters(), strict=True
+            ):
+                assert torch.equal(a, b), "cached features need the same backbone"
+            params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            start = time.perf_counter()
+            losses = train(model, data["train"], feats["train"], args.steps, args.batch_size)
+            seconds = time.perf_counter() - start
+            run = {
+                "head": head,
+                "beta": beta,
+                "steps": args.steps,
+                "trainable_params": params,
+                "train_seconds": round(seconds, 1),
+                "final_train_recon": sum(losses[-10:]) / len(losses[-10:]),
+                **{name: evaluate(model, data[name], feats[name]) for name in data},
+            }
+            runs.append(run)
+            print(json.dumps(run), flush=True)
+
+    setup = {
+        "data": f"ShapesDataModule, {IMAGE} px, {FRAMES}-frame centred clips, "
+        f"{args.train_videos} training / 64 held-out videos",
+        "model": "pool3 (random weights, features cached) -> LSTM 128 -> z 32 -> LSTM decoder "
+        "-> head",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "optimizer": f"Adam lr {args.lr}",
+        "kl_warmup_steps": args.steps // 2,
+        "threads": args.threads,
+        "total_seconds": round(time.perf_counter() - begin),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "vae_heads.json").write_text(json.dumps({"setup": setup, "runs": runs}, indent=2))
+    (args.out / "vae_heads.md").write_text(markdown(setup, runs))
+    print(markdown(setup, runs))
+
+
+def markdown(setup: dict, runs: list[dict]) -> str:
+    lines = [
+        "# VideoVAE heads: reconstruction and dependence on z",
+        "",
+        "Setup: " + "; ".join(f"{k}: {v}" for k, v in setup.items()) + ".",
+        "",
+        "Reconstruction from z = mu; MSE and SSIM per frame, PSNR in dB. "
+        "Gap = PSNR(z = mu) - PSNR(z replaced); large = the decoder uses z.",
+        "",
+        "| head | beta | params | clips | MSE | PSNR | SSIM | mean-frame PSNR "
+        "| PSNR z=1 | PSNR z=0 | PSNR other z | gap z=1 | gap z=0 | gap other z | KL/clip |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        for split in ("train", "held_out"):
+            r = run[split]
+            mu, ones, zeros, other = r["z=mu"], r["z=ones"], r["z=zeros"], r["z=other"]
+            lines.append(
+                f"| {run['head']} | {run['beta']:g} | {run['trainable_params'] / 1e6:.2f} M "
+                f"| {split.replace('_', '-')} | {mu['mse']:.4f} | {mu['psnr']:.2f} "
+                f"| {mu['ssim']:.3f} | {r['mean_frame']['psnr']:.2f} | {ones['psnr']:.2f} "
+                f"| {zeros['psnr']:.2f} | {other['psnr']:.2f} | {mu['psnr'] - ones['psnr']:.2f} "
+                f"| {mu['psnr'] - zeros['psnr']:.2f} | {mu['psnr'] - other['psnr']:.2f} "
+                f"| {r['kl_per_clip']['nats']:.1f} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,10 @@
 """The ``vidgen`` command: a LightningCLI (fit / validate / test / predict) over vidgen's models.
 
 Lightning 2.x installs no ``lightning`` script; ``vidgen fit --config cfg.yaml`` is this
-project's ``lightning fit --config cfg.yaml``.
+project's ``lightning fit --config cfg.yaml``. The resolved config is saved as
+``<run dir>/config.yaml`` and logged to the logger (W&B run config). The packaged configs log
+to W&B offline (``<run dir>/wandb``, ``wandb sync`` later);
+``--trainer.logger.init_args.offline=false`` goes online.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from vidgen.callbacks import LoggerSaveConfigCallback
 from vidgen.data.datamodule import VideoDataModule
 from vidgen.models.base import VideoModule
 
@@ -31,6 +35,7 @@ def main(args: list[str] | None = None) -> VidgenCLI:
         VideoDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        save_config_callback=LoggerSaveConfigCallback,
         save_config_kwargs={"overwrite": True},
         args=args,
     )

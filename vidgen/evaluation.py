@@ -39,7 +39,9 @@ def frame_psnr(pred: Tensor, target: Tensor, eps: float = 1e-10) -> Tensor:
 def frame_ssim(pred: Tensor, target: Tensor) -> Tensor:
     """SSIM (Gaussian window, torchmetrics) of each frame: ``(B, T)``.
 
-    The window is 11 pixels, or the largest odd size that fits frames smaller than that.
+    The window is 11 pixels (sigma 1.5), or for frames smaller than that the largest odd size
+    that fits, with sigma scaled alike (torchmetrics sizes a Gaussian window from sigma alone).
+    As in torchmetrics, frames are reflect-padded and SSIM is averaged over every pixel.
     """
     b, t = pred.shape[:2]
     side = min(pred.shape[-2:])
@@ -48,6 +50,7 @@ def frame_ssim(pred: Tensor, target: Tensor) -> Tensor:
         pred.float().flatten(0, 1),
         target.float().flatten(0, 1),
         data_range=1.0,
+        sigma=1.5 * kernel / 11,
         kernel_size=kernel,
         reduction="none",
     )

@@ -134,7 +134,7 @@ class EvaluationReport(L.Callback):
         if not results:
             return
         steps = trained_steps(trainer, pl_module)
-        rank_zero_info("\n" + format_table(results, trained_steps=steps))
+        print("\n" + format_table(results, trained_steps=steps))
         folder = run_dir(trainer)
         path = folder / "metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,10 @@ to W&B offline (``<run dir>/wandb``, ``wandb sync`` later);
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from vidgen.callbacks import LoggerSaveConfigCallback
@@ -26,6 +28,20 @@ class VidgenCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.init_args.image_size", "model.init_args.image_size")
+
+    def before_instantiate_classes(self) -> None:
+        """Make relative logger ``save_dir``s absolute.
+
+        wandb writes through a service process that resolves relative paths against its own
+        working directory, which differs from ours after an ``os.chdir`` (notebooks, tests).
+        """
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        loggers = config.get("trainer.logger") if config is not None else None
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = logger.get("init_args") if isinstance(logger, Namespace) else None
+            save_dir = init_args.get("save_dir") if init_args is not None else None
+            if isinstance(save_dir, str) and not os.path.isabs(save_dir):
+                init_args["save_dir"] = os.path.abspath(save_dir)
 
 
 def main(args: list[str] | None = None) -> VidgenCLI:

@@ -1,7 +1,17 @@
-"""Data: clip sampling, the embedded shapes dataset and the LightningDataModules."""
+"""Data: clip sampling, the embedded shapes dataset, UCF101 and the LightningDataModules.
 
-from vidgen.data.datamodule import ShapesDataModule, VideoDataModule
+``vidgen.data.video`` (decord/PyAV) is not imported here: it loads them lazily.
+"""
+
+from vidgen.data.datamodule import ShapesDataModule, UCF101DataModule, VideoDataModule
 from vidgen.data.sampling import ClipSampler, clip_indices
 from vidgen.data.shapes import ShapesVideos
 
-__all__ = ["ClipSampler", "ShapesDataModule", "ShapesVideos", "VideoDataModule", "clip_indices"]
+__all__ = [
+    "ClipSampler",
+    "ShapesDataModule",
+    "ShapesVideos",
+    "UCF101DataModule",
+    "VideoDataModule",
+    "clip_indices",
+]

@@ -176,3 +176,150 @@ class ShapesDataModule(VideoDataModule):
             num_shapes=self.num_shapes,
             seed=self.seed + 1_000_003 * SPLITS.index(split),
         )
+
+
+class UCF101DataModule(VideoDataModule):
+    """UCF101 clips from the official archives, with the official folds.
+
+    ``root`` holds ``UCF-101/`` (class folders of ``v_<Class>_gXX_cYY.avi``) and
+    ``ucfTrainTestlist/`` (``classInd.txt``, ``trainlist0{1,2,3}.txt``, ``testlist0{1,2,3}.txt``);
+    class folders directly in ``root`` work too. ``train`` is the fold's train list minus the
+    validation groups, ``val`` those groups (no group is in both), ``test`` the fold's test list.
+
+    Videos are indexed once (frame count, fps, size; in parallel, cached beside the data or in
+    ``cache_dir`` when the root is read-only, refreshed per file by size and mtime). Missing,
+    empty, undecodable and too-short videos (fewer than the split's clip frames) are reported
+    once and left out.
+
+    Args:
+        root: the UCF101 folder.
+        fold: official split 1, 2 or 3.
+        val_fraction: share of the train list's groups (``gXX``) held out for validation.
+        cache_dir: where the index goes when ``root`` is not writable (default
+            ``~/.cache/vidgen``); given explicitly, the index always goes there.
+        index_workers: processes probing videos while indexing (default: all cores, up to 8).
+        verify_videos: decode the last frames of every video while indexing. Off (default),
+            complete AVI files are indexed from their headers (50x faster) and only the others
+            (truncated, other containers) are decoded; a corrupt payload then shows up as a
+            logged, replaced decode failure during the epoch instead of at index time.
+        progress: show a progress bar while indexing.
+        frames, eval_frames, frame_skip, sampling, image_size, batch_size, num_workers,
+        clips_per_video: as in :class:`VideoDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        fold: int = 1,
+        frames: int = 8,
+        frame_skip: int = 1,
+        sampling: SamplingMode = "stride",
+        image_size: int = 64,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+        clips_per_video: int = 1,
+        eval_frames: int | None = None,
+        val_fraction: float = 0.1,
+        cache_dir: str | None = None,
+        index_workers: int | None = None,
+        verify_videos: bool = False,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(
+            frames=frames,
+            eval_frames=eval_frames,
+            frame_skip=frame_skip,
+            sampling=sampling,
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            clips_per_video=clips_per_video,
+        )
+        self.root = root
+        self.fold = fold
+        self.val_fraction = val_fraction
+        self.cache_dir = cache_dir
+        self.index_workers = index_workers
+        self.verify_videos = verify_videos
+        self.progress = progress
+        self.class_names: list[str] = []
+        self._index: dict | None = None
+
+    def check_config(self) -> None:
+        from vidgen.data import ucf101
+
+        super().check_config()
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ucf101.UCF101ConfigError(
+                f"data.val_fraction={self.val_fraction}: set it in (0, 1), e.g. 0.1"
+            )
+        _, list_dir = ucf101.find_layout(self.root)
+        ucf101.split_lists(list_dir, self.fold)
+
+    def prepare_data(self) -> None:
+        """Build the video index cache once (rank 0) so that the other ranks only read it."""
+        self.check_config()
+        self._build_index()
+
+    def _build_index(self) -> dict:
+        """Parse the fold's lists, index their videos and sort out the bad ones (once)."""
+        if self._index is not None:
+            return self._index
+        from vidgen.data import ucf101
+        from vidgen.data.video import VideoInfo
+
+        video_dir, list_dir = ucf101.find_layout(self.root)
+        train_list, test_list = ucf101.split_lists(list_dir, self.fold)
+        self.class_names, classes = ucf101.read_class_index(list_dir / "classInd.txt")
+        train, bad_train = ucf101.read_split(train_list, classes)
+        test, bad_test = ucf101.read_split(test_list, classes)
+        val_groups = ucf101.validation_groups((e.group for e in train), self.val_fraction)
+        splits = {
+            "train": [e for e in train if e.group not in val_groups],
+            "val": [e for e in train if e.group in val_groups],
+            "test": test,
+        }
+        located = ucf101.resolve_paths(video_dir, [e.path for e in train + test])
+        missing = sorted(rel for rel, path in located.items() if path is None)
+        present = sorted({path for path in located.values() if path is not None})
+        index = ucf101.VideoIndex(
+            video_dir, self.cache_dir, self.index_workers, self.progress, self.verify_videos
+        )
+        infos = index.update(present)
+        broken = sorted(info["error"] for info in infos.values() if "error" in info)
+        good = {
+            path: VideoInfo.from_dict(info) for path, info in infos.items() if "error" not in info
+        }
+        videos = {
+            split: [
+                ucf101.Video(str(located[e.path]), e.label, good[located[e.path]])
+                for e in entries
+                if located[e.path] in good
+            ]
+            for split, entries in splits.items()
+        }
+        ucf101.report_bad(
+            {
+                "listed videos missing on disk": missing,
+                "unreadable videos (empty, truncated or undecodable)": broken,
+                "list lines with unknown classes or labels": bad_train + bad_test,
+            }
+        )
+        self._index = {"videos": videos, "index_file": index.file, "val_groups": val_groups}
+        return self._index
+
+    def make_dataset(self, split: str, sampler: ClipSampler) -> Dataset:
+        from vidgen.data import ucf101
+
+        videos = self._build_index()["videos"][split]
+        usable = [v for v in videos if v.info.frames >= sampler.frames]
+        short = [f"{v.path} ({v.info.frames} frames)" for v in videos if v not in usable]
+        ucf101.report_bad({f"{split} videos shorter than {sampler.frames} frames": short})
+        if not usable:
+            raise ucf101.UCF101ConfigError(
+                f"the {split} split of UCF101 fold {self.fold} under {self.root} has no usable "
+                f"video ({len(videos)} listed and readable, {len(short)} shorter than "
+                f"{sampler.frames} frames): check data.root and the list files, lower "
+                f"data.frames/data.eval_frames, or raise data.val_fraction for an empty val split"
+            )
+        return ucf101.UCF101Clips(usable, sampler, image_size=self.image_size)

@@ -1,0 +1,348 @@
+"""UCF101 pipeline benchmark: vidgen's UCF101DataModule vs torchvision.datasets.UCF101.
+
+Both read the same generated corpus in the official UCF101 layout (a few hundred mpeg4 .avi
+files, 320x240, 25 fps, 2-10 s, panning textures) in one run, and report:
+
+- index build: the time to list and probe every video (vidgen: cold cache and cached;
+  torchvision: ``VideoClips`` reading every file's timestamps, 2 workers on both sides);
+- clip throughput: clips/s from a DataLoader with 2 workers, 8-frame clips at 112x112
+  (shorter side resized to 112 and centre crop on both sides; vidgen resizes at decode time,
+  torchvision decodes full frames and resizes in its transform).
+
+torchvision 0.28+ decodes through TorchCodec, which needs the system's FFmpeg libraries. When
+``import torchcodec`` or its decoder fails, the setup says so and installs them
+(``apt-get install libavcodec-dev ...`` as root, ``pip install torchcodec``); ``--no-install``
+skips that and benchmarks vidgen alone.
+
+    python benchmarks/bench_ucf101.py [--videos 288] [--root /tmp/vidgen_bench_ucf101]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # the corpus generator lives with the tests
+sys.path.insert(0, str(HERE.parent))
+
+APT = "libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev"
+CLASSES = (
+    "ApplyEyeMakeup",
+    "Archery",
+    "BabyCrawling",
+    "Basketball",
+    "Biking",
+    "HandstandPushups",
+    "JumpRope",
+    "Kayaking",
+    "PlayingDhol",
+    "Skijet",
+    "SkyDiving",
+    "YoYo",
+)
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def torchcodec_works(sample: Path) -> str | None:
+    """None when TorchCodec decodes ``sample``, else the reason."""
+    code = (
+        "import sys, torchcodec.decoders as d; "
+        "v = d.VideoDecoder(sys.argv[1]); assert v.get_frames_at([0]).data.shape[0] == 1"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True)
+    return None if run.returncode == 0 else (run.stderr.strip().splitlines() or ["?"])[-1]
+
+
+def ensure_torchcodec(sample: Path, install: bool) -> bool:
+    reason = torchcodec_works(sample)
+    if reason is None:
+        return True
+    say(f"setup: TorchCodec does not work here ({reason[:160]})")
+    if not install:
+        say("setup: --no-install given; benchmarking vidgen alone")
+        return False
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        say(f"setup: installing the system FFmpeg libraries: apt-get install -y {APT}")
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", *APT.split()], check=False, env=env)
+    else:
+        say(f"setup: cannot apt-get here; install FFmpeg libraries yourself ({APT})")
+    say("setup: pip install torchcodec")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchcodec"], check=False)
+    reason = torchcodec_works(sample)
+    if reason is not None:
+        say(f"setup: TorchCodec still fails ({reason[:160]}); benchmarking vidgen alone")
+    return reason is None
+
+
+def make(root: Path, videos: int, workers: int):
+    from ucf101_corpus import make_corpus
+
+    per_class_group = max(1, round(videos / (len(CLASSES) * 8)))
+    marker = root / f".complete_{videos}"
+    t0 = time.perf_counter()
+    if not marker.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        say(f"generating ~{videos} videos (320x240, 25 fps, 2-10 s) under {root} ...")
+    corpus = None
+    if not marker.exists():
+        corpus = make_corpus(
+            root,
+            classes=CLASSES,
+            groups=8,
+            clips=per_class_group,
+            size=(320, 240),
+            lengths=(50, 250),
+            content="texture",
+            quirks=False,
+            workers=workers,
+        )
+        marker.touch()
+        say(f"  generated in {time.perf_counter() - t0:.0f} s")
+    files = sorted((root / "UCF-101").glob("*/*.avi"))
+    return corpus, files
+
+
+def loader_rate(loader, batches: int) -> tuple[float, float]:
+    """(seconds to the first batch, clips/s over the next ``batches`` batches)."""
+    t0 = time.perf_counter()
+    it = iter(loader)
+    first = next(it)
+    t1 = time.perf_counter()
+    clips = 0
+    for _ in range(batches):
+        try:
+            batch = next(it)
+        except StopIteration:  # next epoch (persistent workers where the loader has them)
+            it = iter(loader)
+            batch = next(it)
+        clips += len(batch["video"] if isinstance(batch, dict) else batch[0])
+    t2 = time.perf_counter()
+    del it
+    assert (first["video"] if isinstance(first, dict) else first[0]).shape[-1] == 112
+    return t1 - t0, clips / (t2 - t1)
+
+
+def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
+    from vidgen.data import ucf101
+    from vidgen.data.datamodule import UCF101DataModule
+
+    def dm(verify: bool = False):
+        return UCF101DataModule(
+            str(root),
+            frames=8,
+            frame_skip=0,
+            image_size=112,
+            batch_size=batch_size,
+            num_workers=workers,
+            index_workers=workers,
+            val_fraction=0.1,
+            verify_videos=verify,
+            progress=False,
+        )
+
+    def cold(verify: bool) -> float:
+        times = []
+        for _ in range(repeats):
+            (root / "UCF-101" / ucf101.INDEX_FILE).unlink(missing_ok=True)
+            module = dm(verify)
+            t0 = time.perf_counter()
+            module.prepare_data()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    out = {"index_verify": cold(True), "index_cold": cold(False)}
+    times = []
+    for _ in range(repeats):
+        module = dm()
+        t0 = time.perf_counter()
+        module.setup("fit")
+        times.append(time.perf_counter() - t0)
+    out["index_cached"] = float(np.median(times))
+    out["first"], out["rate"] = loader_rate(module.train_dataloader(), batches)
+    return out
+
+
+def _collate_tv(items):
+    videos = torch.stack([video for video, _audio, _label in items])
+    labels = torch.tensor([label for _video, _audio, label in items])
+    return videos, labels
+
+
+class _TvTransform:
+    """Shorter side to 112, centre crop 112 (as vidgen does), on a uint8 (T, C, H, W) clip."""
+
+    def __init__(self) -> None:
+        from torchvision.transforms import v2
+
+        self.t = v2.Compose([v2.Resize(112, antialias=True), v2.CenterCrop(112)])
+
+    def __call__(self, clip):
+        return self.t(clip)
+
+
+def bench_torchvision(root: Path, workers: int, batches: int, batch_size: int, repeats: int):
+    from torch.utils.data import DataLoader, RandomSampler
+    from torchvision.datasets import UCF101
+
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ds = UCF101(
+            str(root / "UCF-101"),
+            str(root / "ucfTrainTestlist"),
+            frames_per_clip=8,
+            step_between_clips=8,
+            fold=1,
+            train=True,
+            transform=_TvTransform(),
+            num_workers=workers,
+            output_format="TCHW",
+        )
+        times.append(time.perf_counter() - t0)
+    index = float(np.median(times))
+    sampler = RandomSampler(ds, num_samples=(batches + 2) * batch_size)
+    loader = DataLoader(
+        ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=_collate_tv
+    )
+    first, rate = loader_rate(loader, batches)
+    return {"index_cold": index, "first": first, "rate": rate, "clips": len(ds)}
+
+
+def bench_strategies(files: list[Path], repeats: int = 60) -> dict[str, float]:
+    """ms per 8-frame clip (stride 2) at 112 px on seekable AVI, three ways of asking decord."""
+    import decord
+
+    out = {}
+    for name in ("get_batch(indices)", "get_batch(range) + select", "seek per frame"):
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        for f in files[:6]:  # one open reader at a time (open idle readers cost CPU)
+            vr = decord.VideoReader(str(f), width=149, height=112, num_threads=1)
+            for _ in range(repeats // 6):
+                start = int(rng.integers(0, len(vr) - 15))
+                idx = list(range(start, start + 16, 2))
+                if name == "get_batch(indices)":
+                    vr.get_batch(idx).asnumpy()
+                elif name.startswith("get_batch(range)"):
+                    vr.get_batch(list(range(start, start + 15))).asnumpy()[::2]
+                else:
+                    np.stack([vr[i].asnumpy() for i in idx])
+            del vr
+        out[name] = (time.perf_counter() - t0) / (repeats // 6 * 6) * 1000
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=288)
+    parser.add_argument("--root", type=Path, default=Path("/tmp/vidgen_bench_ucf101"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3, help="index builds timed (median)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "ucf101_cpu.md")
+    parser.add_argument("--no-install", action="store_true")
+    args = parser.parse_args(argv)
+
+    _, files = make(args.root, args.videos, args.workers)
+    seconds = [0.0]
+    import decord
+
+    for f in files:
+        vr = decord.VideoReader(str(f), width=32, height=32)
+        seconds.append(len(vr) / vr.get_avg_fps())
+        del vr
+    say(f"corpus: {len(files)} videos, {sum(seconds) / 60:.1f} min of video")
+    have_tv = ensure_torchcodec(files[0], not args.no_install)
+
+    load_before = os.getloadavg()[0]
+    strategies = bench_strategies(files)
+    say(f"decord strategies (ms/clip): {strategies}")
+    ours = bench_vidgen(args.root, args.workers, args.batches, args.batch_size, args.repeats)
+    say(f"vidgen: {ours}")
+    tv = None
+    if have_tv:
+        tv = bench_torchvision(args.root, args.workers, args.batches, args.batch_size, args.repeats)
+    say(f"torchvision: {tv}")
+    load = (load_before, os.getloadavg()[0])
+    write_table(args, files, sum(seconds), ours, tv, strategies, load)
+
+
+def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> None:
+    import torchvision
+
+    def ratio(a, b, faster_is_smaller=True):
+        if tv is None:
+            return "n/a"
+        return f"{(b / a if faster_is_smaller else a / b):.1f}x"
+
+    tv_cell = (lambda key, fmt: fmt.format(tv[key])) if tv else (lambda key, fmt: "n/a")
+    versions = f"torch {torch.__version__}, torchvision {torchvision.__version__}"
+    try:
+        import torchcodec
+
+        versions += f", torchcodec {torchcodec.__version__}"
+    except Exception:
+        pass
+    import decord
+
+    versions += f", decord {decord.__version__}"
+    lines = [
+        "# UCF101 pipeline: vidgen vs torchvision (CPU)",
+        "",
+        f"Corpus: {len(files)} generated mpeg4 .avi videos in the UCF101 layout, 320x240, "
+        f"25 fps, 2-10 s ({seconds / 60:.1f} min in all), {len(CLASSES)} classes, fold 1.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"{versions}. DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
+        f"clips at 112x112 (shorter side to 112 + centre crop), {args.batches} batches timed "
+        f"after the first. Index times: median of {args.repeats} builds. 1-minute load average "
+        f"{load[0]:.1f} before / {load[1]:.1f} after (other jobs shared the cores).",
+        "",
+        "| measure | vidgen UCF101DataModule (decord) | torchvision UCF101 (TorchCodec) "
+        "| vidgen advantage |",
+        "|---|---|---|---|",
+        f"| index build, cold (s) | {ours['index_cold']:.3f} "
+        f"| {tv_cell('index_cold', '{:.3f}')} "
+        f"| {ratio(ours['index_cold'], tv['index_cold'] if tv else 0)} |",
+        f"| index build, cold, `verify_videos=True` (s) | {ours['index_verify']:.3f} "
+        f"| {tv_cell('index_cold', '{:.3f}')} "
+        f"| {ratio(ours['index_verify'], tv['index_cold'] if tv else 0)} |",
+        f"| index, cached (s) | {ours['index_cached']:.3f} "
+        f"| {tv_cell('index_cold', '{:.3f}')} (no cache) "
+        f"| {ratio(ours['index_cached'], tv['index_cold'] if tv else 0)} |",
+        f"| first batch (s) | {ours['first']:.2f} | {tv_cell('first', '{:.2f}')} | |",
+        f"| clips/s | {ours['rate']:.1f} | {tv_cell('rate', '{:.1f}')} "
+        f"| {ratio(ours['rate'], tv['rate'] if tv else 0, faster_is_smaller=False)} |",
+        "",
+        "Targets: index build >= 10x faster, clip throughput >= 2x higher.",
+        "",
+        "decord, ms per 8-frame clip (stride 2) at 112 px on these AVI files (one process):",
+        "",
+        "| " + " | ".join(strategies) + " |",
+        "|" + "---|" * len(strategies),
+        "| " + " | ".join(f"{v:.1f}" for v in strategies.values()) + " |",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    say("\n".join(lines))
+    say(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

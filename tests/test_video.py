@@ -1,0 +1,148 @@
+"""Video probing, decoding (decord) and encoding, checked on frame-number-encoded videos."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ucf101_corpus import encode_avi, number_frame, read_number
+
+from vidgen.data.video import (
+    DecordReader,
+    VideoError,
+    avi_header,
+    probe_video,
+    read_frames,
+    to_uint8_frames,
+    write_video,
+)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("videos")
+    encode_avi(d / "plain.avi", 60, 64, 48)
+    encode_avi(d / "bframes.avi", 60, 64, 48, b_frames=2)
+    encode_avi(d / "big.avi", 30, 320, 240)
+    encode_avi(d / "long.avi", 120, 64, 48)
+    data = (d / "long.avi").read_bytes()
+    (d / "truncated.avi").write_bytes(data[: len(data) * 6 // 10])
+    (d / "empty.avi").write_bytes(b"")
+    (d / "garbage.avi").write_bytes(np.random.default_rng(0).bytes(10_000))
+    return d
+
+
+def numbers(frames: np.ndarray) -> list[int]:
+    return [read_number(f) for f in frames]
+
+
+def test_probe(videos):
+    info = probe_video(videos / "big.avi")
+    assert (info.frames, info.fps, info.width, info.height) == (30, 25.0, 320, 240)
+    assert info.seekable
+
+
+def test_avi_header_agrees_with_decoding_probe(videos):
+    for name in ("plain.avi", "bframes.avi", "big.avi", "long.avi"):
+        quick, full = avi_header(videos / name), probe_video(videos / name)
+        assert quick is not None and quick.seekable is None
+        assert (quick.frames, quick.fps, quick.width, quick.height) == (
+            full.frames,
+            full.fps,
+            full.width,
+            full.height,
+        )
+        assert probe_video(videos / name, verify=False) == quick
+    # cut short, empty or not an AVI: no header answer, the decoding probe decides
+    for name in ("truncated.avi", "empty.avi", "garbage.avi"):
+        assert avi_header(videos / name) is None
+    assert probe_video(videos / "truncated.avi", verify=False).frames < 120
+
+
+@pytest.mark.parametrize("name", ["plain.avi", "bframes.avi"])
+def test_non_contiguous_indices_are_exact(videos, name):
+    """decord#195: get_batch on AVI with non-contiguous indices. Verified on every pattern."""
+    info = probe_video(videos / name)
+    assert info.frames == 60 and info.seekable == (name == "plain.avi")
+    reader = DecordReader()
+    rng = np.random.default_rng(0)
+    patterns = [[0, 2, 4, 6], [59, 3, 30, 30, 1], [10, 11, 40, 59], list(range(0, 60, 7))]
+    patterns += [np.sort(rng.choice(60, 8, replace=False)).tolist() for _ in range(10)]
+    for indices in patterns:
+        got = reader.read(str(videos / name), np.array(indices), 48)
+        assert numbers(got) == indices, (name, indices)
+
+
+def test_bframe_avi_is_not_seekable_and_raw_decord_seeks_wrong(videos):
+    """The reason for ``seekable``: AVI + B-frames has no pts, so decord's seeks land elsewhere.
+
+    If this starts failing because decord got fixed, the sequential fallback can go."""
+    import decord
+
+    assert not probe_video(videos / "bframes.avi").seekable
+    vr = decord.VideoReader(str(videos / "bframes.avi"))
+    wanted = [40, 45, 50]
+    raw = numbers(vr.get_batch(wanted).asnumpy()[:, :, 8:56])
+    assert raw != wanted
+
+
+def test_len_over_report_is_clamped(videos):
+    """decord#373: the probed count is one whose last frames really decode."""
+    info = probe_video(videos / "truncated.avi")
+    assert 0 < info.frames < 120
+    last = read_frames(videos / "truncated.avi", [info.frames - 2, info.frames - 1], 48)
+    assert numbers(last) == [info.frames - 2, info.frames - 1]
+
+
+@pytest.mark.parametrize("name", ["empty.avi", "garbage.avi", "nowhere.avi"])
+def test_bad_files_raise_video_error(videos, name):
+    with pytest.raises(VideoError):
+        probe_video(videos / name)
+
+
+def test_resize_at_decode_time_keeps_aspect_and_crops_centre(videos):
+    frames = read_frames(videos / "big.avi", [0, 7, 29], size=32)
+    assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
+    assert numbers(frames) == [0, 7, 29]
+
+
+def test_reader_pickles_without_open_readers(videos):
+    reader = DecordReader(max_open=2)
+    reader.read(str(videos / "plain.avi"), np.array([1]), 32)
+    assert reader._readers
+    assert not pickle.loads(pickle.dumps(reader))._readers
+
+
+def test_write_video_layouts_and_formats(tmp_path):
+    chw = np.stack([number_frame(i, 64, 48) for i in range(6)]).transpose(0, 3, 1, 2)
+    assert to_uint8_frames(chw).shape == (6, 48, 64, 3)
+    assert np.array_equal(to_uint8_frames(torch.from_numpy(chw)), to_uint8_frames(chw))
+    floats = torch.from_numpy(chw).float() / 255
+    assert np.abs(to_uint8_frames(floats).astype(int) - to_uint8_frames(chw)).max() <= 1
+    for suffix in (".mp4", ".avi"):
+        path = write_video(tmp_path / f"v{suffix}", floats, fps=10)
+        info = probe_video(path)
+        assert (info.frames, info.fps, info.width, info.height) == (6, 10.0, 64, 48)
+        assert numbers(read_frames(path, range(6), 48)) == list(range(6))
+    gif = write_video(tmp_path / "v.gif", chw.transpose(0, 2, 3, 1), fps=10)
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.n_frames == 6 and im.size == (64, 48)
+    odd = write_video(tmp_path / "odd.mp4", np.zeros((3, 1, 33, 47), np.uint8))
+    assert probe_video(odd).frames == 3
+    with pytest.raises(ValueError):
+        write_video(tmp_path / "v.webm", chw)
+
+
+def test_vidgen_imports_without_decord_and_av():
+    code = (
+        "import sys; sys.modules['decord'] = None; sys.modules['av'] = None\n"
+        "import vidgen, vidgen.data.video, vidgen.data.ucf101, vidgen.data.datamodule\n"
+        "assert 'decord' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

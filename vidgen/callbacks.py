@@ -20,6 +20,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch import Tensor
 
+from vidgen.data.video import write_video
 from vidgen.evaluation import METRICS, SOURCES, format_table, horizon_rows, plot_horizons
 from vidgen.evaluation import results_to_json as to_json
 
@@ -39,46 +40,6 @@ def side_by_side(*videos: Tensor) -> np.ndarray:
     for f in frames[1:]:
         joined += [gap, f]
     return torch.cat(joined, dim=-1).permute(0, 2, 3, 1).numpy()
-
-
-def write_gif(path: Path, frames: np.ndarray, fps: int = 4) -> Path:
-    """Write uint8 ``(T, H, W, C)`` frames as a looping GIF."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
-    return path
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 4) -> Path:
-    """Write uint8 ``(T, H, W, C)`` frames as H.264 mp4 (PyAV, imported here; mpeg4 fallback).
-
-    Odd sizes are padded to even (yuv420p needs it).
-    """
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
-def write_frames(path: Path, frames: np.ndarray, fps: int = 4) -> Path:
-    """Write uint8 ``(T, H, W, C)`` frames as ``.gif`` or ``.mp4`` (by the suffix of ``path``)."""
-    if path.suffix == ".gif":
-        return write_gif(path, frames, fps)
-    if path.suffix == ".mp4":
-        return write_mp4(path, frames, fps)
-    raise ValueError(f"write .gif or .mp4, not {path.name}")
 
 
 def wandb_logger(trainer: L.Trainer) -> Any:
@@ -220,7 +181,7 @@ class SampleVideos(L.Callback):
             frames = side_by_side(truth, guess)
             stem = f"{stage}_epoch{trainer.current_epoch:03d}_{i}"
             written = [
-                write_frames(run_dir(trainer) / "videos" / f"{stem}.{fmt}", frames, self.fps)
+                write_video(run_dir(trainer) / "videos" / f"{stem}.{fmt}", frames, self.fps)
                 for fmt in self.formats
             ]
             paths += written
@@ -323,13 +284,13 @@ class PredictionWriter(BasePredictionWriter):
             for name, clip in zip(
                 self.names(prediction, len(video), batch_idx), video, strict=True
             ):
-                write_frames(folder / f"{name}_{key}.{self.format}", side_by_side(clip), self.fps)
+                write_video(folder / f"{name}_{key}.{self.format}", side_by_side(clip), self.fps)
         if "target" in videos and "pred" in videos:
             target, pred, context = videos["target"], videos["pred"], videos.get("context")
             for i, name in enumerate(self.names(prediction, len(target), batch_idx)):
                 truth = target[i] if context is None else torch.cat([context[i], target[i]])
                 guess = pred[i] if context is None else torch.cat([context[i], pred[i]])
-                write_gif(folder / f"{name}_compare.gif", side_by_side(truth, guess), self.fps)
+                write_video(folder / f"{name}_compare.gif", side_by_side(truth, guess), self.fps)
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):

@@ -72,8 +72,9 @@ def make_step(module: Deconv2d, x: torch.Tensor, gy: torch.Tensor, bf16: bool):
     def step() -> None:
         module.zero_grad(set_to_none=True)
         xx = x.detach().requires_grad_(True)
-        ctx = (torch.autocast(device_type, dtype=torch.bfloat16) if bf16
-               else contextlib.nullcontext())
+        ctx = (
+            torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        )
         with ctx:
             y = module(xx)
         y.backward(gy.to(y.dtype))
@@ -81,8 +82,15 @@ def make_step(module: Deconv2d, x: torch.Tensor, gy: torch.Tensor, bf16: bool):
     return step
 
 
-def run_config(cfg: Config, device: torch.device, warmup: int, repeats: int, bf16: bool,
-               channels_last: bool, impls: tuple[str, ...] = ("direct", "fft")) -> list[dict]:
+def run_config(
+    cfg: Config,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    bf16: bool,
+    channels_last: bool,
+    impls: tuple[str, ...] = ("direct", "fft"),
+) -> list[dict]:
     """Time all ``impls`` on one configuration, interleaving them round by round so that
     load fluctuations on a shared machine hit every implementation alike."""
     torch.manual_seed(0)
@@ -119,22 +127,35 @@ def run_config(cfg: Config, device: torch.device, warmup: int, repeats: int, bf1
     for impl in impls:
         ms = statistics.median(times[impl])
         err = (outs[impl] - ref).abs().max().item() / max(1.0, ref.abs().max().item())
-        rows.append({
-            **asdict(cfg), "hout": cfg.hout, "impl": impl, "ms_median": ms,
-            "ms_min": min(times[impl]), "frames_per_s": cfg.batch / ms * 1e3,
-            "speedup_vs_direct": base_ms / ms, "max_rel_err_vs_direct": err,
-            "repeats": repeats,
-        })
-        print(f"  {cfg.name:24s} {impl:6s} {ms:10.2f} ms median ({min(times[impl]):.2f} min)",
-              flush=True)
+        rows.append(
+            {
+                **asdict(cfg),
+                "hout": cfg.hout,
+                "impl": impl,
+                "ms_median": ms,
+                "ms_min": min(times[impl]),
+                "frames_per_s": cfg.batch / ms * 1e3,
+                "speedup_vs_direct": base_ms / ms,
+                "max_rel_err_vs_direct": err,
+                "repeats": repeats,
+            }
+        )
+        print(
+            f"  {cfg.name:24s} {impl:6s} {ms:10.2f} ms median ({min(times[impl]):.2f} min)",
+            flush=True,
+        )
     return rows
 
 
 def env_info(device: torch.device, args: argparse.Namespace) -> dict:
     info = {
-        "torch": torch.__version__, "python": platform.python_version(),
-        "device": device.type, "threads": torch.get_num_threads(), "bf16": args.bf16,
-        "channels_last": args.channels_last, "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "bf16": args.bf16,
+        "channels_last": args.channels_last,
+        "cpu": platform.processor() or platform.machine(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -142,30 +163,43 @@ def env_info(device: torch.device, args: argparse.Namespace) -> dict:
 
 
 def markdown(rows: list[dict], info: dict, title: str) -> str:
-    lines = [f"# {title}", "", "Environment: " + ", ".join(f"{k}={v}" for k, v in info.items()),
-             "", ("Forward + backward (training mode); implementations interleaved round by "
-                  "round; ms / step is the median (min in parentheses) over repeats; "
-                  "frames / s and speed-up use the median."), "",
-             ("| config | batch | channels | in -> out px | kernel | implementation | "
-              "ms / step | frames / s | speed-up vs direct | max rel err |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        "Environment: " + ", ".join(f"{k}={v}" for k, v in info.items()),
+        "",
+        (
+            "Forward + backward (training mode); implementations interleaved round by "
+            "round; ms / step is the median (min in parentheses) over repeats; "
+            "frames / s and speed-up use the median."
+        ),
+        "",
+        (
+            "| config | batch | channels | in -> out px | kernel | implementation | "
+            "ms / step | frames / s | speed-up vs direct | max rel err |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['batch']} | {r['c_in']}->{r['c_out']} | "
             f"{r['hin']} -> {r['hout']} | {r['kernel']} | {r['impl']} | "
             f"{r['ms_median']:.2f} ({r['ms_min']:.2f}) | {r['frames_per_s']:.1f} | "
-            f"{r['speedup_vs_direct']:.2f}x | {r['max_rel_err_vs_direct']:.1e} |")
+            f"{r['speedup_vs_direct']:.2f}x | {r['max_rel_err_vs_direct']:.1e} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def sweep_configs(batch: int | None) -> list[Config]:
     b = batch or 8
     cfgs = []
-    for hin, c_in, c_out, ks in [(16, 16, 3, (5, 9, 11, 13, 14, 15, 17)),
-                                 (32, 16, 3, (3, 5, 7, 9, 11, 13, 14, 15, 21, 29)),
-                                 (64, 16, 3, (3, 5, 7, 9, 11, 13, 14, 15, 21, 29)),
-                                 (32, 64, 16, (9, 11, 13, 14, 15, 17)),
-                                 (64, 64, 16, (9, 11, 13, 14, 15, 17))]:
+    for hin, c_in, c_out, ks in [
+        (16, 16, 3, (5, 9, 11, 13, 14, 15, 17)),
+        (32, 16, 3, (3, 5, 7, 9, 11, 13, 14, 15, 21, 29)),
+        (64, 16, 3, (3, 5, 7, 9, 11, 13, 14, 15, 21, 29)),
+        (32, 64, 16, (9, 11, 13, 14, 15, 17)),
+        (64, 64, 16, (9, 11, 13, 14, 15, 17)),
+    ]:
         cfgs += [Config(f"{hin}px {c_in}->{c_out} k{k}", b, c_in, c_out, hin, k) for k in ks]
     return cfgs
 
@@ -173,15 +207,26 @@ def sweep_configs(batch: int | None) -> list[Config]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed steps per implementation (default: 20 cuda, 5 cpu)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed steps per implementation (default: 20 cuda, 5 cpu)",
+    )
     p.add_argument("--warmup", type=int, default=None, help="default: 3 cuda, 1 cpu")
-    p.add_argument("--batch", type=int, default=None,
-                   help="override batch sizes (default paper: 128 cuda / 8 cpu; demo: 64)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="override batch sizes (default paper: 128 cuda / 8 cpu; demo: 64)",
+    )
     p.add_argument("--bf16", action="store_true", help="run under bf16 torch.autocast")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--sweep", action="store_true",
-                   help="kernel-size crossover sweep (batch 8) instead of paper/demo sizes")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="kernel-size crossover sweep (batch 8) instead of paper/demo sizes",
+    )
     p.add_argument("--out", type=Path, default=None, help="json output path")
     p.add_argument("--md", type=Path, default=None, help="markdown output path")
     args = p.parse_args(argv)
@@ -208,9 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for cfg in cfgs:
         rows += run_config(cfg, device, warmup, repeats, args.bf16, args.channels_last)
-    title = ("Deconv2d kernel-size crossover" if args.sweep else "Deconv2d benchmark") + \
-        f" ({device.type}{', bf16 autocast' if args.bf16 else ''}" \
+    title = (
+        ("Deconv2d kernel-size crossover" if args.sweep else "Deconv2d benchmark")
+        + f" ({device.type}{', bf16 autocast' if args.bf16 else ''}"
         f"{', channels_last' if args.channels_last else ''})"
+    )
     text = markdown(rows, info, title)
     print()
     print(text)

@@ -60,3 +60,37 @@ def test_python_dash_m_is_the_same_cli():
         [sys.executable, "-m", "vidgen", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "fit" in out and "predict" in out
+
+
+def tiny_demo(*extra: str) -> list[str]:
+    """The demo config shrunk to seconds: 16 px frames, 2-clip batches, 2 steps an epoch."""
+    return [
+        "--config",
+        str(CONFIGS / "demo.yaml"),
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--data.init_args.num_train=4",
+        "--data.init_args.num_val=2",
+        "--data.init_args.num_test=2",
+        "--data.init_args.image_size=16",
+        "--data.init_args.batch_size=2",
+        "--data.init_args.num_workers=0",
+        "--model.init_args.backbone_layer=pool2",
+        "--model.init_args.head.init_args.base_size=2",
+        "--model.init_args.head.init_args.kernel_size=5",
+        *extra,
+    ]
+
+
+def test_fit_resume_then_test_writes_outputs(in_tmp):
+    first = main(["fit", *tiny_demo("--trainer.max_epochs=1")])
+    assert first.trainer.global_step == 2
+    last = in_tmp / "runs" / "demo" / "checkpoints" / "last.ckpt"
+    assert last.is_file() and (in_tmp / "runs" / "demo" / "config.yaml").is_file()
+    resumed = main(["fit", *tiny_demo("--trainer.max_epochs=2", f"--ckpt_path={last}")])
+    assert resumed.trainer.global_step == 4 and resumed.trainer.current_epoch == 2
+    main(["test", *tiny_demo(f"--ckpt_path={last}")])
+    metrics = yaml.safe_load((in_tmp / "runs" / "demo" / "metrics.json").read_text())
+    horizon = 16 - 4  # eval_frames - context_frames
+    assert len(metrics["model/psnr"]) == len(metrics["copy_last/psnr"]) == horizon
+    assert sorted(p.name for p in (in_tmp / "runs" / "demo" / "videos").glob("test_*.gif"))

@@ -63,8 +63,7 @@ def test_transposed_conv_is_full_convolution():
                     out[:, o, a : a + 6, b : b + 7] += x[:, i] * w[i, o, a, b]
     out += ref.bias.view(1, -1, 1, 1)
     torch.testing.assert_close(ref(x), out, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(fft_conv_transpose2d(x, w, ref.bias), out, rtol=1e-10,
-                               atol=1e-10)
+    torch.testing.assert_close(fft_conv_transpose2d(x, w, ref.bias), out, rtol=1e-10, atol=1e-10)
 
 
 CASES = [
@@ -94,8 +93,9 @@ def test_fft_matches_conv_transpose_fp32(case, bias):
         assert_rel_close(g[name], g_ref[name], FP32_TOL)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4]],
-                         ids=lambda c: "b{}_c{}-{}_k{}_{}x{}".format(*c))
+@pytest.mark.parametrize(
+    "case", [CASES[1], CASES[2], CASES[4]], ids=lambda c: "b{}_c{}-{}_k{}_{}x{}".format(*c)
+)
 def test_bf16_autocast(case):
     n, c_in, c_out, k, h, w = case
     ref, mod = make_pair(c_in, c_out, k, impl="fft")
@@ -262,7 +262,6 @@ def test_errors():
 
 
 def test_fast_fft_size():
-    assert [fast_fft_size(n) for n in (1, 7, 11, 13, 92, 224, 227)] == [1, 7, 12, 14, 96, 224,
-                                                                          240]
+    assert [fast_fft_size(n) for n in (1, 7, 11, 13, 92, 224, 227)] == [1, 7, 12, 14, 96, 224, 240]
     with pytest.raises(ValueError):
         fast_fft_size(0)

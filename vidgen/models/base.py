@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -10,8 +12,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from vidgen.models.backbone import FrozenVGG16
-from vidgen.models.heads import FrameHead
 from vidgen.models.losses import VideoLoss
+
+# The frozen backbone is in eval mode on purpose, and the uint8 -> float conversion is meant to
+# live in the model (DESIGN section 3): Lightning's notes on both are noise for vidgen users.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`")
 
 
 def paper_adam(params: Any) -> torch.optim.Optimizer:
@@ -65,8 +71,11 @@ class VideoModule(L.LightningModule):
         return features.view(b, s, *features.shape[1:])
 
     @staticmethod
-    def render(head: FrameHead, z: Tensor) -> Tensor:
-        """Frames from per-frame core outputs: ``(B, S, *shape)`` -> ``(B, S, C, H, W)``."""
+    def render(head: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+        """Frames from per-frame core outputs: ``(B, S, *shape)`` -> ``(B, S, C, H, W)``.
+
+        ``head`` is a :class:`FrameHead` (frames in [0, 1]) or its ``logits`` method.
+        """
         b, s = z.shape[:2]
         frames = head(z.flatten(0, 1))
         return frames.view(b, s, *frames.shape[1:])

@@ -35,7 +35,7 @@ __all__ = ["Deconv2d", "fast_fft_size", "fft_conv_transpose2d", "use_fft"]
 FFT_MIN_KERNEL_AREA = 196
 
 
-def use_fft(kernel_size: tuple[int, int], in_channels: int = 1, out_channels: int = 1) -> bool:
+def use_fft(kernel_size: tuple[int, int]) -> bool:
     """Crossover rule of ``impl="auto"``: use the FFT path iff ``kH * kW >= 196`` (14x14).
 
     Measured on the development CPU (2 cores, torch 2.14.1, fp32, forward + backward in
@@ -57,11 +57,9 @@ def use_fft(kernel_size: tuple[int, int], in_channels: int = 1, out_channels: in
     the paper's 190x190, see ``benchmarks/results/deconv_cpu.md``). The crossover band is k
     = 11..15 for every measured configuration; the threshold 196 is the smallest area at
     which FFT is not slower on maps >= 32 px. FFT cost is nearly independent of the kernel
-    size while direct cost grows with ``kH * kW``, so the rule uses the kernel area only;
-    channel counts are accepted for future refinement but did not move the crossover beyond
-    the band above.
+    size while direct cost grows with ``kH * kW``, so the rule uses the kernel area only:
+    channel counts did not move the crossover beyond the band above.
     """
-    del in_channels, out_channels
     kh, kw = kernel_size
     return kh * kw >= FFT_MIN_KERNEL_AREA
 
@@ -101,8 +99,9 @@ def _weight_spectrum(weight: Tensor, s: tuple[int, int]) -> Tensor:
     return wf.permute(2, 3, 0, 1).reshape(fh * fw, c_in, c_out)
 
 
-def _fft_core(x: Tensor, wf: Tensor, bias: Tensor | None, out_hw: tuple[int, int],
-              s: tuple[int, int]) -> Tensor:
+def _fft_core(
+    x: Tensor, wf: Tensor, bias: Tensor | None, out_hw: tuple[int, int], s: tuple[int, int]
+) -> Tensor:
     """Full convolution of ``x`` ``(N, C_in, H, W)`` given ``wf = _weight_spectrum(w, s)``.
 
     The channel contraction ``Y[f] = X[f] @ W[f]`` (``(N, in) @ (in, out)`` per frequency
@@ -126,8 +125,9 @@ def _fft_core(x: Tensor, wf: Tensor, bias: Tensor | None, out_hw: tuple[int, int
     return y
 
 
-def fft_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
-                         pad_to_fast: bool = True) -> Tensor:
+def fft_conv_transpose2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, pad_to_fast: bool = True
+) -> Tensor:
     """Functional FFT version of ``F.conv_transpose2d(x, weight, bias)`` (stride 1, pad 0).
 
     ``x``: ``(N, C_in, H, W)``; ``weight``: ``(C_in, C_out, kH, kW)``.  Computes in the
@@ -163,10 +163,25 @@ class Deconv2d(nn.ConvTranspose2d):
     bump ``_version``; call :meth:`clear_spectrum_cache` after such edits.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 bias: bool = True, impl: Impl = "auto") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=1, padding=0,
-                         output_padding=0, groups=1, bias=bias, dilation=1)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        bias: bool = True,
+        impl: Impl = "auto",
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=1,
+            padding=0,
+            output_padding=0,
+            groups=1,
+            bias=bias,
+            dilation=1,
+        )
         if impl not in ("auto", "fft", "direct"):
             raise ValueError(f"impl must be 'auto', 'fft' or 'direct', got {impl!r}")
         self.impl: Impl = impl
@@ -183,7 +198,7 @@ class Deconv2d(nn.ConvTranspose2d):
     def uses_fft(self) -> bool:
         """Whether ``forward`` takes the FFT path for this module's configuration."""
         if self.impl == "auto":
-            return use_fft(self.kernel_size, self.in_channels, self.out_channels)
+            return use_fft(self.kernel_size)
         return self.impl == "fft"
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
@@ -279,4 +294,3 @@ class Deconv2d(nn.ConvTranspose2d):
         state = dict(state)
         state["_spec_key"] = state["_spec_val"] = state["_spec_ref"] = None
         return state
-

@@ -17,11 +17,17 @@ from vidgen.models.recurrent import Shape
 
 
 class FrameHead(nn.Module, ABC):
-    """Base of the heads: ``forward(z (N, *in_shape)) -> frames (N, C, H, W)`` in [0, 1]."""
+    """Base of the heads: ``forward(z (N, *in_shape)) -> frames (N, C, H, W)`` in [0, 1].
+
+    Subclasses implement :meth:`logits` (unbounded); ``forward`` is their sigmoid.
+    """
 
     @abstractmethod
+    def logits(self, z: Tensor) -> Tensor:
+        """Per-frame core outputs to pre-sigmoid frames."""
+
     def forward(self, z: Tensor) -> Tensor:
-        """Per-frame core outputs to frames."""
+        return torch.sigmoid(self.logits(z))
 
 
 class Projection(nn.Module):
@@ -81,8 +87,8 @@ class UpsampleDeconvHead(FrameHead):
         self.upsampled = image_size - kernel_size + 1
         self.deconv = Deconv2d(channels, out_channels, kernel_size)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def logits(self, z: Tensor) -> Tensor:
         x = F.interpolate(
             self.project(z), size=self.upsampled, mode="bilinear", align_corners=False
         )
-        return torch.sigmoid(self.deconv(x))
+        return self.deconv(x)

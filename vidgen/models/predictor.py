@@ -25,6 +25,7 @@ from vidgen.models.recurrent import LSTMCore, SequenceCore, Shape
 
 CoreFactory = Callable[[Shape], SequenceCore]
 HeadFactory = Callable[[Shape, int], FrameHead]
+RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
 
 
 class FramePredictor(VideoModule):
@@ -40,6 +41,9 @@ class FramePredictor(VideoModule):
         head: builds the head from ``(core.out_shape, image_size)``.
         context_frames: true frames seen before the rollout at evaluation.
         train_rollout: train on rollouts from ``context_frames`` instead of teacher forcing.
+        residual: predict a change of the previous frame instead of a new frame: the head's
+            output is added to the previous frame in logit space, so an untrained model starts
+            near copy-last-frame and learns motion, not the static background.
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
@@ -54,6 +58,7 @@ class FramePredictor(VideoModule):
         head: HeadFactory = UpsampleDeconvHead,
         context_frames: int = 4,
         train_rollout: bool = False,
+        residual: bool = False,
         loss: VideoLoss | None = None,
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -68,6 +73,7 @@ class FramePredictor(VideoModule):
         self.head = head(self.core.out_shape, image_size)
         self.context_frames = context_frames
         self.train_rollout = train_rollout
+        self.residual = residual
         self.eval_metrics: dict[str, HorizonMetrics] = {}
         self.results: dict[str, dict[str, Tensor]] = {}
 
@@ -77,19 +83,27 @@ class FramePredictor(VideoModule):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         out, state = self.core(self.encode(context))
-        frame = self.render(self.head, out[:, -1:])
+        frame = self.next_frames(out[:, -1:], context[:, -1:])
         frames = [frame]
         for _ in range(horizon - 1):
             out, state = self.core(self.encode(frame), state)
-            frame = self.render(self.head, out)
+            frame = self.next_frames(out, frame)
             frames.append(frame)
         return torch.cat(frames, dim=1)
+
+    def next_frames(self, out: Tensor, previous: Tensor) -> Tensor:
+        """Frames after ``previous`` ``(B, S, C, H, W)`` from the core's outputs at them."""
+        if not self.residual:
+            return self.render(self.head, out)
+        eps = RESIDUAL_EPS
+        base = torch.logit(previous.clamp(eps, 1 - eps))
+        return torch.sigmoid(base + self.render(self.head.logits, out))
 
     def teacher_forced(self, video: Tensor) -> Tensor:
         """Predictions of frames ``1..S-1``, each from the true frames before it."""
         self.check_video(video)
         out, _ = self.core(self.encode(video[:, :-1]))
-        return self.render(self.head, out)
+        return self.next_frames(out, video[:, :-1])
 
     def split(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """A clip's context (at most ``context_frames``, leaving >= 1 frame) and its target."""

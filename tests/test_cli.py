@@ -91,6 +91,6 @@ def test_fit_resume_then_test_writes_outputs(in_tmp):
     assert resumed.trainer.global_step == 4 and resumed.trainer.current_epoch == 2
     main(["test", *tiny_demo(f"--ckpt_path={last}")])
     metrics = yaml.safe_load((in_tmp / "runs" / "demo" / "metrics.json").read_text())
-    horizon = 16 - 4  # eval_frames - context_frames
+    horizon = 20 - 4  # eval_frames - context_frames: 2x the 8 training frames
     assert len(metrics["model/psnr"]) == len(metrics["copy_last/psnr"]) == horizon
     assert sorted(p.name for p in (in_tmp / "runs" / "demo" / "videos").glob("test_*.gif"))

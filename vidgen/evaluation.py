@@ -7,13 +7,23 @@ the ``t``-th predicted frame after the context. SSIM is scored frame by frame as
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 METRICS = ("mse", "psnr", "ssim")
 BASELINES = ("copy_last", "mean_frame")
+SOURCES = ("model", *BASELINES)
+UNITS = {"mse": "lower is better", "psnr": "dB, higher is better", "ssim": "higher is better"}
 
 
 def frame_mse(pred: Tensor, target: Tensor) -> Tensor:
@@ -29,7 +39,9 @@ def frame_psnr(pred: Tensor, target: Tensor, eps: float = 1e-10) -> Tensor:
 def frame_ssim(pred: Tensor, target: Tensor) -> Tensor:
     """SSIM (Gaussian window, torchmetrics) of each frame: ``(B, T)``.
 
-    The window is 11 pixels, or the largest odd size that fits frames smaller than that.
+    The window is 11 pixels (sigma 1.5), or for frames smaller than that the largest odd size
+    that fits, with sigma scaled alike (torchmetrics sizes a Gaussian window from sigma alone).
+    As in torchmetrics, frames are reflect-padded and SSIM is averaged over every pixel.
     """
     b, t = pred.shape[:2]
     side = min(pred.shape[-2:])
@@ -38,6 +50,7 @@ def frame_ssim(pred: Tensor, target: Tensor) -> Tensor:
         pred.float().flatten(0, 1),
         target.float().flatten(0, 1),
         data_range=1.0,
+        sigma=1.5 * kernel / 11,
         kernel_size=kernel,
         reduction="none",
     )
@@ -90,13 +103,12 @@ class HorizonMetrics(Metric):
     def __init__(self, horizon: int) -> None:
         super().__init__()
         self.horizon = horizon
-        sources = ("model", *BASELINES)
         self.add_state(
-            "sums", torch.zeros(len(sources), len(METRICS), horizon), dist_reduce_fx="sum"
+            "sums", torch.zeros(len(SOURCES), len(METRICS), horizon), dist_reduce_fx="sum"
         )
         self.add_state("count", torch.zeros(()), dist_reduce_fx="sum")
         self.add_state("change", torch.zeros(2), dist_reduce_fx="sum")
-        self.sources = sources
+        self.sources = SOURCES
 
     def update(self, pred: Tensor, target: Tensor, context: Tensor) -> None:
         if pred.shape != target.shape or pred.shape[1] != self.horizon:
@@ -123,17 +135,91 @@ class HorizonMetrics(Metric):
         return out
 
 
-def format_table(results: dict[str, Tensor]) -> str:
-    """A plain-text table: one row per horizon step, model vs baselines, then the means."""
+def format_table(results: dict[str, Tensor], trained_steps: int | None = None) -> str:
+    """Plain-text tables, one block per metric: a row per horizon step, model vs baselines.
+
+    Each block ends with the mean over all steps; a line of dots marks where the rollout goes
+    past ``trained_steps`` (the horizon steps the training clips covered), when given.
+    """
     horizon = len(results["model/mse"])
-    cols = [f"{s}/{m}" for m in METRICS for s in ("model", *BASELINES)]
-    header = "step | " + " | ".join(f"{c:>18}" for c in cols)
-    lines = [header, "-" * len(header)]
-    for t in range(horizon):
-        lines.append(f"{t + 1:>4} | " + " | ".join(f"{results[c][t]:>18.4f}" for c in cols))
-    lines.append(" all | " + " | ".join(f"{results[c].mean():>18.4f}" for c in cols))
-    lines.append(
+    blocks = []
+    for name in METRICS:
+        header = f"{'step':>4} | " + " | ".join(f"{s:>10}" for s in SOURCES)
+        lines = [f"{name.upper()} ({UNITS[name]})", header, "-" * len(header)]
+        for t in range(horizon):
+            if trained_steps is not None and t == trained_steps:
+                lines.append(f"{'':>4} : beyond the training length")
+            row = " | ".join(f"{float(results[f'{s}/{name}'][t]):>10.4f}" for s in SOURCES)
+            lines.append(f"{t + 1:>4} | {row}")
+        row = " | ".join(f"{float(results[f'{s}/{name}'].mean()):>10.4f}" for s in SOURCES)
+        lines += ["-" * len(header), f"{'mean':>4} | {row}"]
+        blocks.append("\n".join(lines))
+    blocks.append(
         f"collapse score (1 = moves like the truth, 0 = frozen): "
         f"{float(results['model/collapse']):.3f}"
     )
-    return "\n".join(lines)
+    return "\n\n".join(blocks)
+
+
+def results_to_json(results: dict[str, Tensor]) -> dict[str, float | list[float]]:
+    """``HorizonMetrics.compute()`` output as plain lists/floats (for ``metrics.json``)."""
+    return {k: torch.as_tensor(v).tolist() for k, v in results.items()}
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read a ``metrics.json`` written by ``vidgen test`` back into tensors."""
+    data = json.loads(Path(path).read_text())
+    return {k: torch.tensor(v) for k, v in data.items()}
+
+
+def horizon_rows(results: dict[str, Tensor]) -> tuple[list[str], list[list[Any]]]:
+    """Long-format rows ``(step, source, mse, psnr, ssim)`` for a table (e.g. a W&B Table)."""
+    horizon = len(results["model/mse"])
+    rows = [
+        [t + 1, s, *(float(results[f"{s}/{m}"][t]) for m in METRICS)]
+        for s in SOURCES
+        for t in range(horizon)
+    ]
+    return ["step", "source", *METRICS], rows
+
+
+def plot_horizons(
+    results: dict[str, Tensor],
+    path: str | os.PathLike | None = None,
+    trained_steps: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """PSNR and SSIM per horizon step, model vs baselines; written as PNG to ``path`` if given.
+
+    Uses matplotlib's object API (no pyplot, no backend switch), so it works headless and the
+    returned figure still displays inline in a notebook. A dashed line marks ``trained_steps``.
+    """
+    from matplotlib.figure import Figure
+
+    horizon = len(results["model/psnr"])
+    steps = list(range(1, horizon + 1))
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    styles = {"model": "o-", "copy_last": "s--", "mean_frame": "^:"}
+    for ax, name in zip(fig.subplots(1, 2), ("psnr", "ssim"), strict=True):
+        for source in SOURCES:
+            ax.plot(steps, results[f"{source}/{name}"].tolist(), styles[source], label=source)
+        if trained_steps is not None and 0 < trained_steps < horizon:
+            ax.axvline(trained_steps + 0.5, color="grey", ls="--", lw=1)
+            ax.annotate(
+                "beyond training length",
+                (trained_steps + 0.6, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=8,
+                color="grey",
+            )
+        ax.set_xlabel("horizon step (predicted frame after the context)")
+        ax.set_ylabel(f"{name.upper()} ({UNITS[name]})")
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend()
+    collapse = float(results["model/collapse"]) if "model/collapse" in results else None
+    suffix = "" if collapse is None else f"  (collapse score {collapse:.2f})"
+    fig.suptitle((title or "Per-horizon quality, model vs baselines") + suffix)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    return fig

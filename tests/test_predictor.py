@@ -102,3 +102,36 @@ def test_trainer_fit_and_test_log_model_and_baselines(tmp_path):
     ):
         assert key in results
     assert model.results["test"]["model/psnr"].shape == (5,)  # 7 frames - 2 context
+
+
+def test_warp_moves_pixels_by_the_flow():
+    from vidgen.models.predictor import warp
+
+    frames = torch.zeros(1, 3, 8, 8)
+    frames[:, :, 3, 2] = 1.0
+    still = warp(frames, torch.zeros(1, 2, 8, 8))
+    assert torch.allclose(still, frames, atol=1e-6)
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0] = 2.0  # two pixels to the right
+    flow[:, 1] = 1.0  # one pixel down
+    moved = warp(frames, flow)
+    assert moved[0, 0, 4, 4] == pytest.approx(1.0) and moved.sum() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("output", ["residual", "warp"])
+def test_change_outputs_start_from_the_previous_frame(output):
+    model = tiny(output=output).eval()
+    head_out = model.head.deconv
+    assert head_out.out_channels == (2 if output == "warp" else 3)
+    torch.nn.init.zeros_(head_out.weight)
+    torch.nn.init.zeros_(head_out.bias)  # the head now emits 0: no change, no flow
+    video = torch.rand(2, 5, 3, 16, 16) * 0.9 + 0.05
+    with torch.no_grad():
+        pred = model(video[:, :3], horizon=4)
+    last = video[:, 2:3].expand_as(pred)
+    assert torch.allclose(pred, last, atol=1e-5)  # copy-last, whatever the horizon
+
+
+def test_unknown_output_mode():
+    with pytest.raises(ValueError, match="output"):
+        tiny(output="flow")

@@ -10,9 +10,10 @@ the training clips.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
@@ -22,6 +23,27 @@ from vidgen.models.losses import VideoLoss
 from vidgen.models.recurrent import LSTMCore
 
 RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
+OUTPUT_CHANNELS = {"frame": 3, "residual": 3, "warp": 2}  # what the head emits per output mode
+
+
+def warp(frames: Tensor, flow: Tensor) -> Tensor:
+    """Move ``frames`` ``(N, C, H, W)`` along ``flow`` ``(N, 2, H, W)`` in pixels ``(dx, dy)``.
+
+    Output pixel ``p`` takes the (bilinearly interpolated) input at ``p - flow(p)``; borders
+    repeat.
+    """
+    h, w = frames.shape[-2:]
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=frames.device, dtype=flow.dtype),
+        torch.arange(w, device=frames.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    x = (xs - flow[:, 0] + 0.5) * (2.0 / w) - 1.0
+    y = (ys - flow[:, 1] + 0.5) * (2.0 / h) - 1.0
+    grid = torch.stack([x, y], dim=-1)
+    return F.grid_sample(
+        frames.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
+    ).to(frames.dtype)
 
 
 class FramePredictor(VideoModule):
@@ -37,9 +59,12 @@ class FramePredictor(VideoModule):
         head: builds the head from ``(core.out_shape, image_size)``.
         context_frames: true frames seen before the rollout at evaluation.
         train_rollout: train on rollouts from ``context_frames`` instead of teacher forcing.
-        residual: predict a change of the previous frame instead of a new frame: the head's
-            output is added to the previous frame in logit space, so an untrained model starts
-            near copy-last-frame and learns motion, not the static background.
+        output: what the head's output means. ``"frame"`` (paper): the next frame itself.
+            ``"residual"``: a change of the previous frame, added in logit space, so an untrained
+            model starts near copy-last-frame. ``"warp"``: a 2-channel flow field (at most
+            ``max_flow`` pixels a step) that moves the previous frame's pixels (bilinear
+            sampling): motion stays sharp and cannot fade into the background.
+        max_flow: the largest displacement, in pixels per step, of ``output="warp"``.
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
@@ -54,7 +79,8 @@ class FramePredictor(VideoModule):
         head: HeadFactory = UpsampleDeconvHead,
         context_frames: int = 4,
         train_rollout: bool = False,
-        residual: bool = False,
+        output: Literal["frame", "residual", "warp"] = "frame",
+        max_flow: float = 4.0,
         loss: VideoLoss | None = None,
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -65,11 +91,14 @@ class FramePredictor(VideoModule):
         self.save_hyperparameters(ignore=["loss"])
         if context_frames < 1:
             raise ValueError(f"context_frames must be >= 1, got {context_frames}")
+        if output not in OUTPUT_CHANNELS:
+            raise ValueError(f"output must be one of {sorted(OUTPUT_CHANNELS)}, got {output!r}")
         self.core = core(self.feature_shape)
-        self.head = head(self.core.out_shape, image_size)
+        self.head = head(self.core.out_shape, image_size, out_channels=OUTPUT_CHANNELS[output])
         self.context_frames = context_frames
         self.train_rollout = train_rollout
-        self.residual = residual
+        self.output = output
+        self.max_flow = max_flow
 
     def forward(self, context: Tensor, horizon: int) -> Tensor:
         """Roll out ``horizon`` frames after ``context`` ``(B, T, C, H, W)`` (any horizon >= 1)."""
@@ -87,11 +116,14 @@ class FramePredictor(VideoModule):
 
     def next_frames(self, out: Tensor, previous: Tensor) -> Tensor:
         """Frames after ``previous`` ``(B, S, C, H, W)`` from the core's outputs at them."""
-        if not self.residual:
+        if self.output == "frame":
             return self.render(self.head, out)
-        eps = RESIDUAL_EPS
-        base = torch.logit(previous.clamp(eps, 1 - eps))
-        return torch.sigmoid(base + self.render(self.head.logits, out))
+        logits = self.render(self.head.logits, out)
+        if self.output == "residual":
+            base = torch.logit(previous.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
+            return torch.sigmoid(base + logits)
+        flow = torch.tanh(logits) * self.max_flow
+        return warp(previous.flatten(0, 1), flow.flatten(0, 1)).view_as(previous)
 
     def teacher_forced(self, video: Tensor) -> Tensor:
         """Predictions of frames ``1..S-1``, each from the true frames before it."""

@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN    ?= runs/demo
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test lint format bench clean
@@ -20,10 +19,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create/refresh the virtual environment
 
 demo: $(STAMP)  ## train FramePredictor on the embedded shapes data, evaluate, write videos (CPU, minutes)
-	$(BIN)/vidgen fit --config vidgen/configs/demo.yaml --trainer.default_root_dir $(RUN)
-	$(BIN)/vidgen test --config vidgen/configs/demo.yaml --trainer.default_root_dir $(RUN) \
-		--ckpt_path $(RUN)/checkpoints/last.ckpt
-	@echo "demo outputs: $(RUN)/ (metrics.json, videos/, checkpoints/, config.yaml, wandb/)"
+	$(BIN)/vidgen fit --config vidgen/configs/demo.yaml
+	$(BIN)/vidgen test --config vidgen/configs/demo.yaml --ckpt_path runs/demo/checkpoints/last.ckpt
+	@echo "demo outputs in runs/demo/: metrics.json, horizons.png, videos/, checkpoints/, config.yaml, wandb/"
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,6 @@
 """``python -m vidgen`` is the ``vidgen`` command."""
 
-from vidgen.cli import main
+from vidgen.cli import entry_point
 
 if __name__ == "__main__":
-    main()
+    entry_point()

@@ -55,3 +55,8 @@ def main(args: list[str] | None = None) -> VidgenCLI:
         save_config_kwargs={"overwrite": True},
         args=args,
     )
+
+
+def entry_point() -> None:
+    """The ``vidgen`` console script and ``python -m vidgen`` (exit status 0 on success)."""
+    main()

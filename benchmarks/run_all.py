@@ -1,0 +1,41 @@
+"""``make bench``: every CPU benchmark, one after the other; results in ``benchmarks/results/``.
+
+Speed and memory targets live here, never in timed tests. Each script compares its contenders
+side by side in one run (these machines are noisy: read ratios, not absolute times). The GPU
+benchmarks (``bench_deconv.py --device cuda``, ``vae_gpu_memory.py``) need a CUDA machine and
+are not run here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = [
+    ["bench_deconv.py", "--device", "cpu"],  # FFT vs direct deconvolution (~2 min)
+    ["step_breakdown.py"],  # the paper predictor's step by part, direct vs FFT head (~1 min)
+    ["compare_predictors.py"],  # paper vs improved FramePredictor vs baselines (~10 min)
+    ["vae_heads.py"],  # VAE heads and the decoder's use of z (~6 min)
+    ["bench_ucf101.py"],  # UCF101 pipeline vs torchvision (installs TorchCodec + FFmpeg libs)
+]
+
+
+def main() -> int:
+    failed = []
+    for script, *args in BENCHMARKS:
+        print(f"\n=== {script} {' '.join(args)}", flush=True)
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, str(HERE / script), *args])
+        print(f"=== {script}: exit {code}, {time.perf_counter() - start:.0f} s", flush=True)
+        if code:
+            failed.append(script)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

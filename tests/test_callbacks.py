@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,11 +12,11 @@ import lightning as L
 import pytest
 import torch
 from PIL import Image
+from tiny import tiny_predictor
 
-from vidgen import FramePredictor, ShapesDataModule
+from vidgen import ShapesDataModule
 from vidgen.callbacks import EvaluationReport, PredictionWriter, SampleVideos, side_by_side
 from vidgen.cli import CONFIG_DIR, main
-from vidgen.models import LSTMCore, UpsampleDeconvHead
 
 
 def decoded_frames(path: Path) -> int:
@@ -88,14 +87,7 @@ def test_wandb_offline_run_writes_files(tmp_path):
     wandb = pytest.importorskip("wandb")
     from lightning.pytorch.loggers import WandbLogger
 
-    torch.manual_seed(0)
-    model = FramePredictor(
-        image_size=16,
-        backbone_layer="pool2",
-        core=partial(LSTMCore, hidden_size=16),
-        head=partial(UpsampleDeconvHead, channels=4, base_size=4, kernel_size=5),
-        context_frames=2,
-    )
+    model = tiny_predictor()
     data = ShapesDataModule(
         num_train=4, num_val=2, num_test=2, image_size=16, frames=4, eval_frames=10,
         batch_size=2, num_workers=0,

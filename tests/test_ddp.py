@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import lightning as L
 import pytest
-import torch
+from tiny import tiny_predictor
 
-from vidgen import FramePredictor, ShapesDataModule
-from vidgen.models import LSTMCore, UpsampleDeconvHead
+from vidgen import ShapesDataModule
 
 
 def build():
-    torch.manual_seed(0)
-    model = FramePredictor(
-        image_size=16,
-        backbone_layer="pool2",
-        core=partial(LSTMCore, hidden_size=16),
-        head=partial(UpsampleDeconvHead, channels=4, base_size=4, kernel_size=5),
-        context_frames=2,
-    )
+    model = tiny_predictor()
     data = ShapesDataModule(
         num_train=4,
         num_val=4,

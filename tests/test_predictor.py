@@ -3,21 +3,14 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
+from tiny import tiny_predictor
 
 from vidgen import FramePredictor, ShapesDataModule
-from vidgen.models import ConvLSTMCore, LSTMCore, UpsampleDeconvHead
+from vidgen.models import ConvLSTMCore, UpsampleDeconvHead
 
 
 def tiny(**kw):
-    torch.manual_seed(0)
-    return FramePredictor(
-        image_size=16,
-        backbone_layer="pool2",
-        core=partial(LSTMCore, hidden_size=32),
-        head=partial(UpsampleDeconvHead, channels=4, base_size=4, kernel_size=5),
-        context_frames=3,
-        **kw,
-    )
+    return tiny_predictor(hidden_size=32, context_frames=3, **kw)
 
 
 def test_rollout_beyond_training_length():

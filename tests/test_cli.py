@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -94,3 +95,16 @@ def test_fit_resume_then_test_writes_outputs(in_tmp):
     horizon = 20 - 4  # eval_frames - context_frames: 2x the 8 training frames
     assert len(metrics["model/psnr"]) == len(metrics["copy_last/psnr"]) == horizon
     assert sorted(p.name for p in (in_tmp / "runs" / "demo" / "videos").glob("test_*.gif"))
+
+
+def test_console_script_exits_zero_after_a_run(in_tmp):
+    """The installed `vidgen fit ...` (what `make demo` runs) ends with exit status 0."""
+    script = Path(sys.executable).with_name("vidgen")
+    assert script.is_file(), "install the package (make venv) to get the vidgen command"
+    done = subprocess.run(
+        [str(script), "fit", *tiny_demo("--trainer.max_steps=1")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (in_tmp / "runs" / "demo" / "checkpoints" / "last.ckpt").is_file()

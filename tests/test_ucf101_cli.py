@@ -1,4 +1,4 @@
-"""The paper config trains (fast_dev_run) on a generated UCF101-layout corpus through the CLI."""
+"""The UCF101 predictor configs train (fast_dev_run) on a generated UCF101-layout corpus."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from vidgen.cli import CONFIG_DIR, main
 
 
 @pytest.mark.slow
-def test_predictor_paper_config_fast_dev_run_on_ucf101_layout(in_tmp):
+@pytest.mark.parametrize("config", ["predictor_paper.yaml", "predictor.yaml"])
+def test_predictor_config_fast_dev_run_on_ucf101_layout(in_tmp, config):
     corpus = make_corpus(in_tmp / "UCF101", lengths=(16, 30))
     cli = main(
         [
             "fit",
             "--config",
-            str(CONFIG_DIR / "predictor_paper.yaml"),
+            str(CONFIG_DIR / config),
             "--data.init_args.root",
             str(corpus.root),
             "--trainer.fast_dev_run=1",
@@ -32,6 +33,7 @@ def test_predictor_paper_config_fast_dev_run_on_ucf101_layout(in_tmp):
     )
     assert cli.trainer.state.finished
     dm = cli.datamodule
-    assert type(dm).__name__ == "UCF101DataModule" and dm.frames == 6 and dm.frame_skip == 1
+    assert type(dm).__name__ == "UCF101DataModule" and dm.frame_skip == 1
+    assert dm.frames == (6 if config == "predictor_paper.yaml" else 8)
     assert cli.model.image_size == dm.image_size == 64
     assert (corpus.video_dir / ".vidgen_ucf101_index.json").is_file()

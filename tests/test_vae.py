@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import av
 import lightning as L
 import pytest
 import torch
@@ -307,3 +308,8 @@ def test_vidgen_predict_returns_reconstructions_and_samples(in_tmp):
     )
     (out,) = cli.trainer.predict_loop.predictions
     assert out["pred"].shape == out["samples"].shape == out["target"].shape == (2, 8, 3, 32, 32)
+    folder = in_tmp / "runs" / "vae_demo" / "predictions"  # the config's PredictionWriter
+    for index in out["index"].tolist():
+        for key in ("target", "pred", "samples"):
+            with av.open(str(folder / f"{index:06d}_{key}.mp4")) as video:
+                assert sum(1 for _ in video.decode(video=0)) == 8

@@ -311,7 +311,7 @@ def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> 
         f"{versions}. DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
         f"clips at 112x112 (shorter side to 112 + centre crop), {args.batches} batches timed "
         f"after the first. Index times: median of {args.repeats} builds. 1-minute load average "
-        f"{load[0]:.1f} before / {load[1]:.1f} after (other jobs shared the cores).",
+        f"{load[0]:.1f} before / {load[1]:.1f} after (above ~2 other jobs shared the cores).",
         "",
         "| measure | vidgen UCF101DataModule (decord) | torchvision UCF101 (TorchCodec) "
         "| vidgen advantage |",

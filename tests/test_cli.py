@@ -17,7 +17,8 @@ ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
 
 def test_configs_exist():
     names = {p.name for p in ALL_CONFIGS}
-    assert {"demo.yaml", "predictor_paper.yaml"} <= names
+    assert {"demo.yaml", "demo_paper.yaml", "predictor_paper.yaml", "predictor.yaml"} <= names
+    assert {"vae_demo.yaml", "vae_paper.yaml", "vae.yaml"} <= names
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: p.stem)
@@ -41,12 +42,13 @@ def test_paper_config_is_the_paper():
     assert cfg["trainer"]["max_epochs"] == 5000
 
 
-def test_demo_config_fast_dev_run(in_tmp):
+@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml"])
+def test_demo_configs_fast_dev_run(in_tmp, config):
     cli = main(
         [
             "fit",
             "--config",
-            str(CONFIGS / "demo.yaml"),
+            str(CONFIGS / config),
             "--trainer.fast_dev_run=1",
             "--data.init_args.batch_size=2",
             "--data.init_args.num_workers=0",
@@ -54,6 +56,7 @@ def test_demo_config_fast_dev_run(in_tmp):
     )
     assert cli.trainer.state.finished
     assert cli.model.image_size == cli.datamodule.image_size == 32
+    assert cli.model.output == ("warp" if config == "demo.yaml" else "frame")
 
 
 def test_python_dash_m_is_the_same_cli():

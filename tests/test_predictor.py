@@ -128,3 +128,11 @@ def test_change_outputs_start_from_the_previous_frame(output):
 def test_unknown_output_mode():
     with pytest.raises(ValueError, match="output"):
         tiny(output="flow")
+
+
+def test_defaults_are_the_paper():
+    model = FramePredictor()
+    assert model.image_size == 224 and model.feature_shape == (512, 7, 7)  # pool5: 25088
+    assert model.head.deconv.kernel_size == (190, 190) and model.output == "frame"
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 0.01

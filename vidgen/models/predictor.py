@@ -72,7 +72,7 @@ class FramePredictor(VideoModule):
 
     def __init__(
         self,
-        image_size: int = 64,
+        image_size: int = 224,
         backbone_layer: str = "pool5",
         backbone_weights: str | None = None,
         core: CoreFactory = LSTMCore,

@@ -63,7 +63,7 @@ class VideoVAE(VideoModule):
 
     def __init__(
         self,
-        image_size: int = 64,
+        image_size: int = 224,
         backbone_layer: str = "pool5",
         backbone_weights: str | None = None,
         encoder: CoreFactory = LSTMCore,

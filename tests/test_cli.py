@@ -43,9 +43,9 @@ def test_paper_config_is_the_paper():
     assert cfg["trainer"]["max_epochs"] == 5000
 
 
-@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml"])
-def test_demo_configs_fast_dev_run(in_tmp, config):
-    cli = main(
+def fast_dev_run(config: str, *extra: str):
+    """``vidgen fit --config <packaged config> --trainer.fast_dev_run=1`` on 2-clip batches."""
+    return main(
         [
             "fit",
             "--config",
@@ -53,8 +53,14 @@ def test_demo_configs_fast_dev_run(in_tmp, config):
             "--trainer.fast_dev_run=1",
             "--data.init_args.batch_size=2",
             "--data.init_args.num_workers=0",
+            *extra,
         ]
     )
+
+
+@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml"])
+def test_demo_configs_fast_dev_run(in_tmp, config):
+    cli = fast_dev_run(config)
     assert cli.trainer.state.finished
     assert cli.model.image_size == cli.datamodule.image_size == 32
     assert cli.model.output == ("warp" if config == "demo.yaml" else "frame")
@@ -117,16 +123,6 @@ def test_console_script_exits_zero_after_a_run(in_tmp):
 @pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml", "vae_demo.yaml"])
 def test_bf16_mixed_precision_trains(in_tmp, config):
     """The GPU recipe's precision (bf16 autocast: FFT deconvolution, warp, KL) on the CPU."""
-    cli = main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / config),
-            "--trainer.fast_dev_run=1",
-            "--trainer.precision=bf16-mixed",
-            "--data.init_args.batch_size=2",
-            "--data.init_args.num_workers=0",
-        ]
-    )
+    cli = fast_dev_run(config, "--trainer.precision=bf16-mixed")
     loss = cli.trainer.callback_metrics["train/loss"]
     assert torch.isfinite(loss) and loss > 0

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import yaml
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
-from ucf101_corpus import make_corpus
+from ucf101_corpus import fit_on_corpus
 
 from vidgen import MultiScaleHead, ShapesDataModule, VideoVAE
 from vidgen.cli import CONFIG_DIR, main
@@ -210,15 +210,7 @@ def test_fit_and_test_log_terms_metrics_and_baselines(tmp_path):
 
 # CPU-sized overrides of the UCF101 configs: 64 px frames (the paper's 190 px kernel needs 224 px),
 # no ImageNet download, narrow LSTMs, small batches.
-UCF101_SMALL = [
-    "--data.init_args.image_size=64",
-    "--data.init_args.batch_size=2",
-    "--data.init_args.num_workers=0",
-    "--data.init_args.progress=false",
-    "--model.init_args.backbone_weights=null",
-    "--model.init_args.encoder.init_args.hidden_size=32",
-    "--model.init_args.z_dim=8",
-]
+UCF101_SMALL = ["--model.init_args.encoder.init_args.hidden_size=32", "--model.init_args.z_dim=8"]
 HEAD_SMALL = {
     "vae_paper.yaml": [  # 48 = 3 x 4 x 4, reshaped as in the paper, upsampled to 35, kernel 30
         "--model.init_args.decoder.init_args.hidden_size=48",
@@ -254,19 +246,7 @@ def test_vae_demo_config_fast_dev_run(in_tmp):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["vae_paper.yaml", "vae.yaml"])
 def test_ucf101_vae_config_fast_dev_run_on_ucf101_layout(config, in_tmp):
-    corpus = make_corpus(in_tmp / "UCF101", lengths=(16, 30))
-    cli = main(
-        [
-            "fit",
-            "--config",
-            str(CONFIG_DIR / config),
-            "--data.init_args.root",
-            str(corpus.root),
-            "--trainer.fast_dev_run=1",
-            *UCF101_SMALL,
-            *HEAD_SMALL[config],
-        ]
-    )
+    cli, _ = fit_on_corpus(in_tmp, config, *UCF101_SMALL, *HEAD_SMALL[config])
     assert cli.trainer.state.finished
     assert type(cli.datamodule).__name__ == "UCF101DataModule"
     assert isinstance(cli.model, VideoVAE) and cli.model.image_size == 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,21 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test inside an empty folder (configs write to relative ``runs/``)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small generated corpus in the UCF101 layout, with the real data's quirks (read only)."""
+    from ucf101_corpus import make_corpus
+
+    return make_corpus(tmp_path_factory.mktemp("ucf101"), big=2)
+
+
+@pytest.fixture
+def own_corpus(corpus, tmp_path):
+    """A private copy of ``corpus`` (tests that change files or caches)."""
+    from vidgen.data import ucf101
+
+    root = tmp_path / "ucf"
+    shutil.copytree(corpus.root, root, ignore=shutil.ignore_patterns(ucf101.INDEX_FILE))
+    return root

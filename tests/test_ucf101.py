@@ -8,36 +8,11 @@ import shutil
 
 import pytest
 import torch
-from ucf101_corpus import CLASSES, make_corpus, read_number
+from ucf101_corpus import CLASSES, dm_for, frame_numbers, make_corpus, read_number
 
 from vidgen.data import ucf101
 from vidgen.data.datamodule import UCF101DataModule
 from vidgen.data.sampling import clip_indices
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("ucf101"), big=2)
-
-
-@pytest.fixture
-def own_corpus(corpus, tmp_path):
-    """A private copy (tests that change files or caches)."""
-    root = tmp_path / "ucf"
-    shutil.copytree(corpus.root, root, ignore=shutil.ignore_patterns(ucf101.INDEX_FILE))
-    return root
-
-
-def dm_for(root, **kwargs) -> UCF101DataModule:
-    args = dict(frames=4, image_size=32, batch_size=4, num_workers=0, val_fraction=0.2)
-    args.update(progress=False, index_workers=2)
-    args.update(kwargs)
-    return UCF101DataModule(str(root), **args)
-
-
-def frame_numbers(item: dict) -> list[int]:
-    return [read_number(frame) for frame in item["video"]]
-
 
 # ------------------------------------------------------------------------------ split files
 

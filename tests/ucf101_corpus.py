@@ -221,6 +221,21 @@ def write_lists(corpus: Corpus, groups: int, extra: list[str]) -> None:
         (corpus.list_dir / f"testlist0{fold}.txt").write_bytes(("".join(test) + "\r\n").encode())
 
 
+def dm_for(root: str | os.PathLike, **kwargs):
+    """A :class:`UCF101DataModule` of ``root`` sized for tests (4-frame 32 px clips)."""
+    from vidgen.data.datamodule import UCF101DataModule
+
+    args = dict(frames=4, image_size=32, batch_size=4, num_workers=0, val_fraction=0.2)
+    args.update(progress=False, index_workers=2)
+    args.update(kwargs)
+    return UCF101DataModule(str(root), **args)
+
+
+def frame_numbers(item: dict) -> list[int]:
+    """The frame numbers encoded in the pixels of a dataset item's clip."""
+    return [read_number(frame) for frame in item["video"]]
+
+
 def fit_on_corpus(folder: Path, config: str, *overrides: str) -> tuple[object, Corpus]:
     """``vidgen fit --config <packaged config> --trainer.fast_dev_run=1`` on a small generated
     corpus in ``folder``, CPU-sized: 64 px frames, 2-clip batches, random VGG16 weights.

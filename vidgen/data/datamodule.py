@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from functools import partial
+from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
@@ -195,14 +197,19 @@ class UCF101DataModule(VideoDataModule):
         root: the UCF101 folder.
         fold: official split 1, 2 or 3.
         val_fraction: share of the train list's groups (``gXX``) held out for validation.
-        cache_dir: where the index goes when ``root`` is not writable (default
-            ``~/.cache/vidgen``); given explicitly, the index always goes there.
-        index_workers: processes probing videos while indexing (default: all cores, up to 8).
+        cache_dir: where the frame cache goes, and the index when ``root`` is not writable
+            (default ``~/.cache/vidgen``); given explicitly, the index always goes there.
+        index_workers: processes probing videos while indexing and decoding them into the
+            frame cache (default: all cores, up to 8).
         verify_videos: decode the last frames of every video while indexing. Off (default),
             complete AVI files are indexed from their headers (50x faster) and only the others
             (truncated, other containers) are decoded; a corrupt payload then shows up as a
             logged, replaced decode failure during the epoch instead of at index time.
-        progress: show a progress bar while indexing.
+        frame_cache: decode every video once at ``image_size`` into uint8 ``.npy`` files in
+            ``cache_dir`` (:meth:`frame_cache_dir`) and read clips from them: several times the
+            clips/s of decoding each clip (``benchmarks/results/ucf101_cpu.md``), the same pixels,
+            ``3 * image_size**2`` bytes of disk a frame (see :mod:`vidgen.data.frame_cache`).
+        progress: show progress bars while indexing and caching.
         frames, eval_frames, frame_skip, sampling, image_size, batch_size, num_workers,
         clips_per_video: as in :class:`VideoDataModule`.
     """
@@ -223,6 +230,7 @@ class UCF101DataModule(VideoDataModule):
         cache_dir: str | None = None,
         index_workers: int | None = None,
         verify_videos: bool = False,
+        frame_cache: bool = False,
         progress: bool = True,
     ) -> None:
         super().__init__(
@@ -241,6 +249,7 @@ class UCF101DataModule(VideoDataModule):
         self.cache_dir = cache_dir
         self.index_workers = index_workers
         self.verify_videos = verify_videos
+        self.frame_cache = frame_cache
         self.progress = progress
         self.class_names: list[str] = []
         self._index: dict | None = None
@@ -305,11 +314,37 @@ class UCF101DataModule(VideoDataModule):
                 "list lines with unknown classes or labels": bad_train + bad_test,
             }
         )
-        self._index = {"videos": videos, "index_file": index.file, "val_groups": val_groups}
+        self._index = {
+            "videos": videos,
+            "index_file": index.file,
+            "val_groups": val_groups,
+            "cached": self._cache_frames(video_dir, videos) if self.frame_cache else {},
+        }
         return self._index
+
+    def frame_cache_dir(self) -> Path:
+        """Where the frame cache of this root and ``image_size`` lives: in ``cache_dir``
+        (default ``~/.cache/vidgen``), never among the class folders, where other tools
+        (torchvision's UCF101) would take it for a class."""
+        from vidgen.data import ucf101
+
+        video_dir, _ = ucf101.find_layout(self.root)
+        name = f"ucf101_frames_{ucf101.dir_key(video_dir)}_{self.image_size}px"
+        return Path(self.cache_dir or ucf101.default_cache_dir()) / name
+
+    def _cache_frames(self, video_dir: Path, videos: dict[str, list]) -> dict[str, str]:
+        """Decode the splits' videos into the frame cache -> ``{path: cache file}``."""
+        from vidgen.data.frame_cache import FrameCache
+
+        directory = self.frame_cache_dir()
+        cache = FrameCache(directory, video_dir, self.image_size, self.index_workers, self.progress)
+        unique = {v.path: v.info for split in videos.values() for v in split}
+        return cache.build(list(unique.items()))
 
     def make_dataset(self, split: str, sampler: ClipSampler) -> Dataset:
         from vidgen.data import ucf101
+        from vidgen.data.frame_cache import CachedReader
+        from vidgen.data.video import DecordReader
 
         videos = self._build_index()["videos"][split]
         usable = [v for v in videos if v.info.frames >= sampler.frames]
@@ -322,4 +357,6 @@ class UCF101DataModule(VideoDataModule):
                 f"{sampler.frames} frames): check data.root and the list files, lower "
                 f"data.frames/data.eval_frames, or raise data.val_fraction for an empty val split"
             )
-        return ucf101.UCF101Clips(usable, sampler, image_size=self.image_size)
+        cached = self._build_index()["cached"]
+        reader = partial(CachedReader, cached, self.image_size) if cached else DecordReader
+        return ucf101.UCF101Clips(usable, sampler, image_size=self.image_size, reader=reader)

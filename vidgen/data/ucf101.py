@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidgen.data.parallel import process_map
 from vidgen.data.sampling import ClipSampler
 from vidgen.data.video import (
     DecordReader,
@@ -202,14 +201,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "vidgen"
 
 
+def dir_key(video_dir: Path) -> str:
+    """A short hash of a folder's absolute path: names its caches kept outside it."""
+    import hashlib
+
+    return hashlib.sha1(str(video_dir.resolve()).encode()).hexdigest()[:16]
+
+
 def index_file(video_dir: Path, cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the index of ``video_dir`` lives: beside the data, else in the cache dir."""
     if cache_dir is None and _writable(video_dir):
         return video_dir / INDEX_FILE
-    import hashlib
-
-    key = hashlib.sha1(str(video_dir.resolve()).encode()).hexdigest()[:16]
-    return Path(cache_dir or default_cache_dir()) / f"ucf101_index_{key}.json"
+    return Path(cache_dir or default_cache_dir()) / f"ucf101_index_{dir_key(video_dir)}.json"
 
 
 class VideoIndex:
@@ -288,38 +291,18 @@ class VideoIndex:
         return {path: self.entries[self.key(path)] for path in paths}
 
     def _probe(self, paths: list[Path]) -> Iterable[tuple[str, dict]]:
-        from tqdm.auto import tqdm
-
         names = [str(p) for p in paths]
-        bar = tqdm(
-            total=len(names),
-            desc=f"indexing {len(names)} videos",
-            unit="video",
-            disable=not self.progress,
-            file=sys.stderr,
-        )
-        try:
-            if not self.verify:  # complete AVI files: header only, here (no decord, no pool)
-                rest = []
-                for name in names:
-                    info = avi_header(name)
-                    if info is None:
-                        rest.append(name)
-                        continue
+        if not self.verify:  # complete AVI files: header only, here (no decord, no pool)
+            rest = []
+            for name in names:
+                info = avi_header(name)
+                if info is None:
+                    rest.append(name)
+                else:
                     yield name, {**info.to_dict(), "verified": False}
-                    bar.update()
-                names = rest
-            if not names:
-                return
-            # decoding probes open decord readers: do it in child processes, never in this one
-            # (a DataLoader forked from a parent holding decord state can hang, decord#294)
-            method = "fork" if sys.platform.startswith("linux") else "spawn"
-            with mp.get_context(method).Pool(max(1, min(self.workers, len(names)))) as pool:
-                for result in pool.imap_unordered(_probe_one, names, chunksize=4):
-                    yield result
-                    bar.update()
-        finally:
-            bar.close()
+            names = rest
+        desc = f"indexing {len(names)} videos"
+        yield from process_map(_probe_one, names, self.workers, desc, progress=self.progress)
 
 
 # --------------------------------------------------------------------------------- dataset

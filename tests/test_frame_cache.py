@@ -1,0 +1,122 @@
+"""UCF101DataModule(frame_cache=True): the same clips as decord, read from decoded frames."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import namedtuple
+
+import numpy as np
+import pytest
+import torch
+from ucf101_corpus import dm_for, frame_numbers, read_number
+
+from vidgen.data import frame_cache
+from vidgen.data.frame_cache import CachedReader, FrameCache
+from vidgen.data.video import VideoError
+
+
+def videos_of(dm) -> list:
+    """``(path, info)`` of every video in the module's datasets."""
+    return list({v.path: v.info for ds in dm.datasets.values() for v in ds.videos}.items())
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_cached_clips_are_the_decoded_clips(own_corpus, tmp_path, num_workers):
+    kwargs = dict(frame_skip=1, eval_frames=6, num_workers=num_workers)
+    cached = dm_for(own_corpus, frame_cache=True, cache_dir=str(tmp_path / "cache"), **kwargs)
+    cached.setup("fit")
+    cached.setup("test")
+    decoded = dm_for(own_corpus, **kwargs)
+    decoded.setup("fit")
+    decoded.setup("test")
+    directory = cached.frame_cache_dir()
+    assert directory.parent == tmp_path / "cache" and directory.name.endswith("_32px")
+    files = cached._index["cached"]  # every readable listed video, B-frame and truncated too
+    assert sorted(map(str, directory.rglob("*.npy"))) == sorted(files.values())
+    assert {path for path, _info in videos_of(cached)} < files.keys()  # + the too short one
+    for path, info in videos_of(cached):
+        assert np.load(files[path], mmap_mode="r").shape == (
+            info.frames,
+            32,
+            32,
+            3,
+        )
+    for split in ("val", "test"):
+        ours, theirs = cached.datasets[split], decoded.datasets[split]
+        assert isinstance(ours.reader, CachedReader)
+        for i in range(len(ours)):
+            item = ours[i]
+            assert torch.equal(item["video"], theirs[i]["video"]), (split, i)
+            assert frame_numbers(item) == ours.frame_numbers(i).tolist()
+    train = cached.datasets["train"]
+    for i in range(0, len(train), 2):
+        torch.manual_seed(i)
+        item = train[i]
+        torch.manual_seed(i)
+        assert torch.equal(item["video"], decoded.datasets["train"][i]["video"])
+    for path, _info in videos_of(cached):  # reads come from the cache, not from the videos
+        os.unlink(path)
+    batch = next(iter(cached.val_dataloader()))
+    for clip, index in zip(batch["video"], batch["index"], strict=True):
+        expected = cached.datasets["val"].frame_numbers(int(index))
+        assert [read_number(f) for f in clip] == expected.tolist()
+
+
+def test_frame_cache_is_reused_and_refreshed_per_video(own_corpus, tmp_path):
+    dm = dm_for(own_corpus, frame_cache=True, cache_dir=str(tmp_path))
+    dm.setup("fit")
+    videos = videos_of(dm)
+    video_dir = own_corpus / "UCF-101"
+    cache = FrameCache(dm.frame_cache_dir(), video_dir, 32, workers=2, progress=False)
+    files = cache.build(videos)
+    assert cache.decoded == 0 and len(files) == len(videos)
+    touched = videos[0][0]
+    os.utime(touched, ns=(1, 1))
+    stamp = os.stat(files[touched]).st_mtime_ns
+    assert cache.build(videos) == files and cache.decoded == 1
+    assert os.stat(files[touched]).st_mtime_ns > stamp
+    other = FrameCache(tmp_path / "16px", video_dir, 16, workers=1, progress=False)
+    assert len(other.build(videos[:3])) == 3 and other.decoded == 3
+    assert np.load(other.build(videos[:3])[touched]).shape[1:] == (16, 16, 3)
+
+
+def test_a_video_that_does_not_cache_is_read_by_decord_and_replaced(own_corpus, tmp_path, caplog):
+    intact = dm_for(own_corpus, cache_dir=str(tmp_path))
+    intact.setup("fit")  # indexes the intact corpus
+    path = intact.datasets["val"].videos[0].path
+    st = os.stat(path)
+    with open(path, "r+b") as f:  # same size and mtime: the index still takes it as good
+        f.write(b"\0" * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    dm = dm_for(own_corpus, frame_cache=True, cache_dir=str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="vidgen.data"):
+        dm.setup("fit")
+        item = dm.datasets["val"][0]
+    assert "frame cache: 1 videos did not decode" in caplog.text and path in caplog.text
+    assert "decode failure" in caplog.text
+    assert frame_numbers(item) == dm.datasets["val"].frame_numbers(1).tolist()
+    assert item["label"] == dm.datasets["val"].videos[1].label
+
+
+def test_frame_cache_checks_free_space_first(own_corpus, tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(frame_cache.shutil, "disk_usage", lambda _path: usage(10**6, 0, 10**6))
+    dm = dm_for(own_corpus, frame_cache=True, cache_dir=str(tmp_path))
+    with pytest.raises(OSError, match=r"GiB free: set data\.cache_dir to a larger disk") as err:
+        dm.setup("fit")
+    assert "data.frame_cache=false" in str(err.value)
+    assert not list(tmp_path.rglob("*.npy"))
+
+
+def test_cached_reader_checks_indices_and_falls_back_for_other_sizes(own_corpus, tmp_path):
+    dm = dm_for(own_corpus, frame_cache=True, cache_dir=str(tmp_path))
+    dm.setup("fit")
+    video = dm.datasets["val"].videos[0]
+    reader = CachedReader(dm._index["cached"], 32)
+    shape = (video.info.width, video.info.height)
+    with pytest.raises(VideoError, match="not in its"):
+        reader.read(video.path, np.array([0, video.info.frames]), 32, shape)
+    full = reader.read(video.path, np.array([2, 0]), 16, shape)  # not cached at 16 px: decord
+    assert full.shape == (2, 16, 16, 3) and reader._fallback is not None
+    assert [read_number(f) for f in full] == [2, 0]

@@ -1,0 +1,40 @@
+"""Map a function over many files in child processes, with a progress bar."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def process_map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    workers: int,
+    desc: str,
+    unit: str = "video",
+    progress: bool = True,
+) -> Iterator[R]:
+    """``fn(item)`` for every item, computed in up to ``workers`` child processes (unordered).
+
+    Work that opens decord readers runs here and never in the calling process: a DataLoader
+    forked from a parent holding decord state can hang (dmlc/decord#294). Results are yielded
+    as they finish while a tqdm bar (stderr, off with ``progress=False``) counts them.
+    """
+    from tqdm.auto import tqdm
+
+    if not items:
+        return
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, file=sys.stderr)
+    try:
+        with mp.get_context(method).Pool(max(1, min(workers, len(items)))) as pool:
+            for result in pool.imap_unordered(fn, items, chunksize=4 if len(items) > 64 else 1):
+                yield result
+                bar.update()
+    finally:
+        bar.close()

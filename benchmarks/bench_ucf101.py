@@ -7,7 +7,9 @@ files, 320x240, 25 fps, 2-10 s, panning textures) in one run, and report:
   torchvision: ``VideoClips`` reading every file's timestamps, 2 workers on both sides);
 - clip throughput: clips/s from a DataLoader with 2 workers, 8-frame clips at 112x112
   (shorter side resized to 112 and centre crop on both sides; vidgen resizes at decode time,
-  torchvision decodes full frames and resizes in its transform).
+  torchvision decodes full frames and resizes in its transform);
+- vidgen with ``frame_cache=True``: the one-time build (every video decoded into the cache under
+  ``~/.cache/vidgen``, deleted first), its size on disk and the clips/s read from it.
 
 torchvision 0.28+ decodes through TorchCodec, which needs the system's FFmpeg libraries. When
 ``import torchcodec`` or its decoder fails, the setup says so and installs them
@@ -320,6 +322,7 @@ def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> 
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{versions}. DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
         f"clips at 112x112 (shorter side to 112 + centre crop), {args.batches} batches timed "
+        f"({5 * args.batches} with the frame cache) "
         f"after the first. Index times: median of {args.repeats} builds. 1-minute load average "
         f"{load[0]:.1f} before / {load[1]:.1f} after (above ~2 other jobs shared the cores).",
         "",

@@ -120,3 +120,25 @@ def test_cached_reader_checks_indices_and_falls_back_for_other_sizes(own_corpus,
     full = reader.read(video.path, np.array([2, 0]), 16, shape)  # not cached at 16 px: decord
     assert full.shape == (2, 16, 16, 3) and reader._fallback is not None
     assert [read_number(f) for f in full] == [2, 0]
+
+
+def test_an_interrupted_build_keeps_what_it_decoded(own_corpus, tmp_path, monkeypatch):
+    dm = dm_for(own_corpus)
+    dm.setup("fit")
+    videos = videos_of(dm)
+    real = frame_cache.process_map
+
+    def interrupted(*args, **kwargs):
+        for count, result in enumerate(real(*args, **kwargs)):
+            if count == 5:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(frame_cache, "SAVE_EVERY", 2)
+    monkeypatch.setattr(frame_cache, "process_map", interrupted)
+    cache = FrameCache(tmp_path, own_corpus / "UCF-101", 32, workers=1, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        cache.build(videos)
+    monkeypatch.setattr(frame_cache, "process_map", real)
+    assert len(cache.build(videos)) == len(videos)
+    assert cache.decoded == len(videos) - 4  # 5 decoded, 4 saved (every 2) before the stop

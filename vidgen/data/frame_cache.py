@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 VERSION = 1
 CHUNK = 128  # frames decoded per decord call while building
+SAVE_EVERY = 64  # videos decoded between two manifest saves
 
 
 def frame_bytes(image_size: int) -> int:
@@ -130,11 +131,12 @@ class FrameCache:
         if jobs:
             self._check_space(sum(job[2] for job in jobs))
             desc = f"decoding {len(jobs)} videos into the frame cache"
-            for source, error in process_map(
-                _decode_job, jobs, self.workers, desc, progress=self.progress
-            ):
+            done = process_map(_decode_job, jobs, self.workers, desc, progress=self.progress)
+            for count, (source, error) in enumerate(done, 1):
                 key = self._key(source)
                 entries[key] = {**stamps[key], **({"error": error} if error else {})}
+                if count % SAVE_EVERY == 0:  # an interrupted build keeps what it decoded
+                    self._save(entries)
             self._save(entries)
         files, failed = {}, []
         for source, _info in videos:

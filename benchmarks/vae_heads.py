@@ -10,11 +10,13 @@ training clips from
 - ``z = 0`` (the prior's mean),
 - ``z = mu`` of another clip (does z carry what is specific to a clip?),
 
-and reports per-frame MSE / PSNR / SSIM, with the mean-frame baseline (the "average of the
+Each head runs with the paper's sigmoid output and with the ``clamp`` activation (``+clamp``:
+values clipped to [0, 1] with a straight-through gradient, so that no output saturates). The
+script reports per-frame MSE / PSNR / SSIM, with the mean-frame baseline (the "average of the
 input images" the paper's VAE degraded to). A decoder that uses z loses much quality when z is
 replaced (large gap); one that ignores z does not.
 
-    PYTHONPATH=. python benchmarks/vae_heads.py            # ~8 min on 2 busy CPU cores
+    PYTHONPATH=. python benchmarks/vae_heads.py            # ~15 min on 2 idle CPU cores
     PYTHONPATH=. python benchmarks/vae_heads.py --steps 20  # smoke test
 
 Writes ``benchmarks/results/vae_heads.{json,md}``.
@@ -41,16 +43,17 @@ FRAMES = 6
 
 
 def heads() -> dict[str, tuple[int, object]]:
-    """name -> (decoder width, head factory) at 32 px."""
+    """name -> (decoder width, head factory) at 32 px; ``+clamp``: the clamp activation."""
+    # The paper's head scaled to 32 px: the decoder's output reshaped (no linear layer) to
+    # 16 x 4 x 4, upsampled to 6 x 6, one 27 x 27 deconvolution (27/32 ~ 190/224).
+    paper = partial(UpsampleDeconvHead, channels=16, base_size=4, kernel_size=27)
+    # Three branches: 27 px kernel on a 4 x 4 map, 7 px on 8 x 8, 3 px on 16 x 16.
+    multiscale = partial(MultiScaleHead, kernel_sizes=(27, 7, 3), channels=8, base_sizes=(4, 8, 16))
     return {
-        # The paper's head scaled to 32 px: the decoder's output reshaped (no linear layer) to
-        # 16 x 4 x 4, upsampled to 6 x 6, one 27 x 27 deconvolution (27/32 ~ 190/224).
-        "paper": (256, partial(UpsampleDeconvHead, channels=16, base_size=4, kernel_size=27)),
-        # Three branches: 27 px kernel on a 4 x 4 map, 7 px on 8 x 8, 3 px on 16 x 16.
-        "multiscale": (
-            384,
-            partial(MultiScaleHead, kernel_sizes=(27, 7, 3), channels=8, base_sizes=(4, 8, 16)),
-        ),
+        "paper": (256, paper),
+        "multiscale": (384, multiscale),
+        "paper+clamp": (256, partial(paper, activation="clamp")),
+        "multiscale+clamp": (384, partial(multiscale, activation="clamp")),
     }
 
 
@@ -138,11 +141,11 @@ def evaluate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 1e-3])
-    parser.add_argument("--train-videos", type=int, default=128)
+    parser.add_argument("--train-videos", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

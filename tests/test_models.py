@@ -3,7 +3,14 @@ from functools import partial
 import pytest
 import torch
 
-from vidgen.models import ConvLSTMCore, LSTMCore, UpsampleDeconvHead, VideoLoss, kl_divergence
+from vidgen.models import (
+    ConvLSTMCore,
+    LSTMCore,
+    MultiScaleHead,
+    UpsampleDeconvHead,
+    VideoLoss,
+    kl_divergence,
+)
 from vidgen.models.backbone import FrozenVGG16
 
 
@@ -51,6 +58,28 @@ def test_head_map_input_uses_its_own_size():
     assert head(torch.randn(3, 5, 8, 8)).shape == (3, 3, 32, 32)
     with pytest.raises(ValueError, match="kernel_size"):
         UpsampleDeconvHead((5, 1, 1), 32, kernel_size=33)
+
+
+@pytest.mark.parametrize("head_cls", [UpsampleDeconvHead, MultiScaleHead])
+def test_clamp_activation_clips_values_but_passes_gradients(head_cls):
+    kwargs = {"kernel_size": 9} if head_cls is UpsampleDeconvHead else {"kernel_sizes": (9, 3)}
+    torch.manual_seed(0)
+    head = head_cls((6, 8, 8), 32, activation="clamp", **kwargs)
+    z = (torch.randn(2, 6, 8, 8) * 10).requires_grad_()
+    logits = head.logits(z)
+    assert (logits < 0).any() and (logits > 1).any()  # both ends are clipped below
+    out = head(z)
+    assert torch.equal(out, logits.clamp(0, 1))
+    weights = torch.randn_like(out)
+    (grad_out,) = torch.autograd.grad((out * weights).sum(), z)
+    (grad_logits,) = torch.autograd.grad((head.logits(z) * weights).sum(), z)
+    assert torch.allclose(grad_out, grad_logits)  # straight through, even where clipped
+    sigmoid = head_cls((6, 8, 8), 32, **kwargs)
+    sigmoid.load_state_dict(head.state_dict())
+    assert sigmoid.activation == "sigmoid"
+    assert torch.allclose(sigmoid(z), torch.sigmoid(logits))
+    with pytest.raises(ValueError, match="activation must be 'sigmoid' or 'clamp'"):
+        head_cls((6, 8, 8), 32, activation="relu", **kwargs)
 
 
 def test_loss_terms_and_errors():

@@ -4,12 +4,23 @@
 
 A head maps ``(N, *in_shape)`` to frames ``(N, out_channels, image_size, image_size)`` in [0, 1].
 ``in_shape`` is a core's ``out_shape``: ``(F, 1, 1)`` for a vector, ``(C, h, w)`` for a map.
+
+The last step, unbounded values -> [0, 1], is the head's ``activation``:
+
+- ``"sigmoid"`` (the paper's). On mostly uniform frames (a black background) the large
+  deconvolution kernels drive the logits far negative within a few Adam steps (a step moves an
+  output pixel by about the learning rate times the kernel's fan-in); the sigmoid then saturates,
+  the gradient into the recurrent core vanishes and the model paints the background whatever its
+  input: the paper's collapse (``docs/vae.md``).
+- ``"clamp"``: the values clipped to [0, 1], with a straight-through gradient (as if unclipped):
+  frames are exactly what the loss sees, and no output saturates.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,19 +29,31 @@ from torch import Tensor, nn
 from vidgen.models.deconv import Deconv2d
 from vidgen.models.recurrent import Shape
 
+Activation = Literal["sigmoid", "clamp"]
+
 
 class FrameHead(nn.Module, ABC):
     """Base of the heads: ``forward(z (N, *in_shape)) -> frames (N, C, H, W)`` in [0, 1].
 
-    Subclasses implement :meth:`logits` (unbounded); ``forward`` is their sigmoid.
+    Subclasses implement :meth:`logits` (unbounded); ``forward`` applies ``activation``
+    (``"sigmoid"`` or ``"clamp"``, see the module docstring).
     """
+
+    def __init__(self, activation: Activation = "sigmoid") -> None:
+        super().__init__()
+        if activation not in ("sigmoid", "clamp"):
+            raise ValueError(f"activation must be 'sigmoid' or 'clamp', got {activation!r}")
+        self.activation = activation
 
     @abstractmethod
     def logits(self, z: Tensor) -> Tensor:
-        """Per-frame core outputs to pre-sigmoid frames."""
+        """Per-frame core outputs to unbounded frames (before the activation)."""
 
     def forward(self, z: Tensor) -> Tensor:
-        return torch.sigmoid(self.logits(z))
+        x = self.logits(z)
+        if self.activation == "sigmoid":
+            return torch.sigmoid(x)
+        return x + (x.clamp(0.0, 1.0) - x).detach()  # clipped forward, identity gradient
 
 
 class Projection(nn.Module):
@@ -72,6 +95,7 @@ class UpsampleDeconvHead(FrameHead):
         channels: C' of the reshaped map (paper: 16).
         base_size: H' = W' of the reshaped map for vector inputs (paper: 7).
         kernel_size: the deconvolution's kernel (paper: 190 at 224 px).
+        activation: ``"sigmoid"`` (paper) or ``"clamp"`` (see the module docstring).
     """
 
     def __init__(
@@ -82,8 +106,9 @@ class UpsampleDeconvHead(FrameHead):
         channels: int = 16,
         base_size: int = 7,
         kernel_size: int = 190,
+        activation: Activation = "sigmoid",
     ) -> None:
-        super().__init__()
+        super().__init__(activation)
         if not 1 <= kernel_size <= image_size:
             raise ValueError(f"kernel_size {kernel_size} must be in [1, image_size={image_size}]")
         self.project = Projection(in_shape, channels, base_size)
@@ -111,7 +136,7 @@ class MultiScaleHead(FrameHead):
     first (feature/channel) axis; part ``i`` goes through its own :class:`UpsampleDeconvHead`
     branch (projection to ``channels[i] x base_sizes[i]**2``, bilinear upsampling, one
     deconvolution with ``kernel_sizes[i]``); the branches' outputs are summed before the
-    sigmoid. A large kernel alone paints smooth, image-wide patterns (the paper's decoder that
+    activation. A large kernel alone paints smooth, image-wide patterns (the paper's decoder that
     "ignores the LSTM"); the small-kernel branch, fed from a finer base map, carries detail.
 
     Defaults scale with ``image_size`` (224 px: kernels 190 / 29 / 5 on base maps 7 / 14 / 28;
@@ -127,6 +152,7 @@ class MultiScaleHead(FrameHead):
         channels: channels of each branch's base map (one value for all, or one per branch).
         base_sizes: side of each branch's base map for vector inputs (default: image_size / 32,
             / 16, / 8); map inputs keep their own size.
+        activation: ``"sigmoid"`` (paper) or ``"clamp"`` (see the module docstring).
     """
 
     def __init__(
@@ -137,8 +163,9 @@ class MultiScaleHead(FrameHead):
         kernel_sizes: Sequence[int] | None = None,
         channels: int | Sequence[int] = 16,
         base_sizes: int | Sequence[int] | None = None,
+        activation: Activation = "sigmoid",
     ) -> None:
-        super().__init__()
+        super().__init__(activation)
         if kernel_sizes is None:
             kernel_sizes = (
                 max(1, round(image_size * 190 / 224)),

@@ -84,7 +84,7 @@ class FrameCache:
         self.directory = Path(directory)
         self.video_dir = Path(video_dir)
         self.image_size = image_size
-        self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+        self.workers = workers
         self.progress = progress
         self.decoded = 0  # videos decoded by the last build (0 = all from the cache)
 
@@ -116,6 +116,7 @@ class FrameCache:
     def build(self, videos: Sequence[tuple[str, VideoInfo]]) -> dict[str, str]:
         """Cache files of ``videos`` (``(path, info)`` pairs), decoding what is missing."""
         entries = self._manifest()
+        size = self.image_size
         jobs, stamps = [], {}
         for source, info in videos:
             key, st = self._key(source), os.stat(source)
@@ -125,7 +126,6 @@ class FrameCache:
             fresh = cached is not None and all(cached.get(k) == v for k, v in stamps[key].items())
             if fresh and ("error" in cached or target.is_file()):
                 continue
-            size = self.image_size
             jobs.append((source, str(target), info.frames, info.width, info.height, size))
         self.decoded = len(jobs)
         if jobs:

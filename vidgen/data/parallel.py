@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
@@ -14,12 +15,13 @@ R = TypeVar("R")
 def process_map(
     fn: Callable[[T], R],
     items: Sequence[T],
-    workers: int,
+    workers: int | None,
     desc: str,
     unit: str = "video",
     progress: bool = True,
 ) -> Iterator[R]:
-    """``fn(item)`` for every item, computed in up to ``workers`` child processes (unordered).
+    """``fn(item)`` for every item, computed in up to ``workers`` child processes (unordered;
+    None: one per core, at most 8).
 
     Work that opens decord readers runs here and never in the calling process: a DataLoader
     forked from a parent holding decord state can hang (dmlc/decord#294). Results are yielded
@@ -29,6 +31,8 @@ def process_map(
 
     if not items:
         return
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1)
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, file=sys.stderr)
     try:

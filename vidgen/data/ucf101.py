@@ -237,7 +237,7 @@ class VideoIndex:
         self.video_dir = Path(video_dir)
         self.verify = verify
         self.file = index_file(self.video_dir, cache_dir)
-        self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+        self.workers = workers
         self.progress = progress
         self.entries: dict[str, dict] = self._load()
         self.probed = 0  # files probed by the last update (0 = all from the cache)

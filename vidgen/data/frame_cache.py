@@ -140,11 +140,11 @@ class FrameCache:
             self._save(entries)
         files, failed = {}, []
         for source, _info in videos:
-            entry = entries[self._key(source)]
-            if "error" in entry:
-                failed.append(f"{source}: {entry['error']}")
+            key = self._key(source)
+            if "error" in entries[key]:
+                failed.append(f"{source}: {entries[key]['error']}")
             else:
-                files[source] = str(self._target(self._key(source)))
+                files[source] = str(self._target(key))
         if failed:
             log.warning(
                 "frame cache: %d videos did not decode and are read with decord instead "

@@ -1,6 +1,6 @@
 """vidgen: video prediction and generation with frozen VGG16 features, LSTMs and deconvolutions."""
 
-from vidgen.data import ShapesDataModule, UCF101DataModule, VideoDataModule
+from vidgen.data import ShapesDataModule, TexturedDataModule, UCF101DataModule, VideoDataModule
 from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "FrozenVGG16",
     "MultiScaleHead",
     "ShapesDataModule",
+    "TexturedDataModule",
     "UCF101DataModule",
     "VideoDataModule",
     "VideoVAE",

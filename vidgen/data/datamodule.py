@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidgen.data.sampling import ClipSampler, SamplingMode
 from vidgen.data.shapes import ShapesVideos
+from vidgen.data.textured import TexturedVideos
 
 SPLITS = ("train", "val", "test")
 
@@ -137,6 +138,8 @@ class ShapesDataModule(VideoDataModule):
         **kwargs: the :class:`VideoDataModule` arguments.
     """
 
+    videos: type[ShapesVideos] = ShapesVideos
+
     def __init__(
         self,
         num_train: int = 512,
@@ -170,7 +173,7 @@ class ShapesDataModule(VideoDataModule):
         self.seed = seed
 
     def make_dataset(self, split: str, sampler: ClipSampler) -> Dataset:
-        return ShapesVideos(
+        return self.videos(
             num_videos=self.sizes[split],
             sampler=sampler,
             image_size=self.image_size,
@@ -178,6 +181,14 @@ class ShapesDataModule(VideoDataModule):
             num_shapes=self.num_shapes,
             seed=self.seed + 1_000_003 * SPLITS.index(split),
         )
+
+
+class TexturedDataModule(ShapesDataModule):
+    """Procedural video that looks like video (:mod:`vidgen.data.textured`): textured shapes
+    over a panning, zooming 1/f-noise background, seeded, no files; the arguments of
+    :class:`ShapesDataModule`."""
+
+    videos = TexturedVideos
 
 
 class UCF101DataModule(VideoDataModule):

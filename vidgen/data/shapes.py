@@ -16,11 +16,29 @@ from vidgen.data.sampling import ClipSampler
 SHAPE_KINDS = ("square", "disc", "triangle")
 
 
-def _bounce(x: np.ndarray, limit: float) -> np.ndarray:
+def bounce(x: np.ndarray, limit: float | np.ndarray) -> np.ndarray:
     """Reflect positions ``x`` into ``[0, limit]`` (a ball bouncing between two walls)."""
     period = 2.0 * limit
     x = np.mod(x, period)
     return np.where(x > limit, period - x, x)
+
+
+def shape_mask(kind: str, dy: np.ndarray, dx: np.ndarray, half: float) -> np.ndarray:
+    """Pixels inside a shape of side ``2 * half`` whose centre is ``(dy, dx)`` away from each."""
+    if kind == "square":
+        return (np.abs(dy) <= half) & (np.abs(dx) <= half)
+    if kind == "disc":
+        return dy**2 + dx**2 <= half**2
+    return (dy <= half) & (2 * np.abs(dx) <= dy + half)  # triangle pointing up
+
+
+def shape_positions(
+    scene: dict[str, np.ndarray], frame_numbers: np.ndarray, size: int
+) -> np.ndarray:
+    """Top-left corners ``(S, n, 2)`` (y, x) of a scene's shapes at ``frame_numbers``."""
+    t = np.asarray(frame_numbers, dtype=np.float32)[:, None, None]  # (S, 1, 1)
+    limit = (size - scene["size"])[None, :, None]  # (1, n, 1)
+    return bounce(scene["start"][None] + scene["velocity"][None] * t, limit)
 
 
 class ShapesVideos(Dataset):
@@ -70,25 +88,26 @@ class ShapesVideos(Dataset):
     def render(self, video: int, frame_numbers: np.ndarray) -> np.ndarray:
         """Frames ``frame_numbers`` of video ``video`` as uint8 ``(S, 3, H, W)``."""
         s = self.scene(video)
-        t = np.asarray(frame_numbers, dtype=np.float32)[:, None, None]  # (S, 1, 1)
-        limit = (self.image_size - s["size"])[None, :, None]  # (1, n, 1)
-        pos = _bounce(s["start"][None] + s["velocity"][None] * t, limit)  # (S, n, 2) = (y, x)
+        pos = shape_positions(s, frame_numbers, self.image_size)
         yy, xx = self._grid
-        out = np.zeros((len(frame_numbers), self.image_size, self.image_size, 3), np.uint8)
+        out = self.background(video, np.asarray(frame_numbers, dtype=np.float32))
         for j in range(self.num_shapes):  # later shapes are drawn over earlier ones
             half = s["size"][j] / 2
-            cy = pos[:, j, 0, None, None] + half
-            cx = pos[:, j, 1, None, None] + half
-            dy, dx = yy[None] - cy, xx[None] - cx
-            kind = SHAPE_KINDS[s["kind"][j]]
-            if kind == "square":
-                mask = (np.abs(dy) <= half) & (np.abs(dx) <= half)
-            elif kind == "disc":
-                mask = dy**2 + dx**2 <= half**2
-            else:  # triangle pointing up: below the two slanted edges, above the base
-                mask = (dy <= half) & (2 * np.abs(dx) <= dy + half)
-            out[mask] = s["colour"][j]
+            top, left = pos[:, j, 0, None, None], pos[:, j, 1, None, None]
+            dy, dx = yy[None] - top, xx[None] - left  # pixel offsets inside the shape's box
+            mask = shape_mask(SHAPE_KINDS[s["kind"][j]], dy - half, dx - half, half)
+            out[mask] = self.paint(video, j, s["colour"][j], dy[mask], dx[mask])
         return out.transpose(0, 3, 1, 2)
+
+    def background(self, video: int, t: np.ndarray) -> np.ndarray:
+        """The frames before any shape is drawn, uint8 ``(S, H, W, 3)``: black."""
+        return np.zeros((len(t), self.image_size, self.image_size, 3), np.uint8)
+
+    def paint(
+        self, video: int, shape: int, colour: np.ndarray, dy: np.ndarray, dx: np.ndarray
+    ) -> np.ndarray:
+        """Colours of a shape's pixels at offsets ``(dy, dx)`` from its corner: flat."""
+        return colour
 
     def __getitem__(self, item: int) -> dict:
         if not 0 <= item < len(self):

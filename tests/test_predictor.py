@@ -3,6 +3,7 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
+import yaml
 from tiny import tiny_predictor
 
 from vidgen import FramePredictor, ShapesDataModule
@@ -111,18 +112,69 @@ def test_warp_moves_pixels_by_the_flow():
     assert moved[0, 0, 4, 4] == pytest.approx(1.0) and moved.sum() == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize("output", ["residual", "warp"])
-def test_change_outputs_start_from_the_previous_frame(output):
-    model = tiny(output=output).eval()
-    head_out = model.head.deconv
-    assert head_out.out_channels == (2 if output == "warp" else 3)
-    torch.nn.init.zeros_(head_out.weight)
-    torch.nn.init.zeros_(head_out.bias)  # the head now emits 0: no change, no flow
-    video = torch.rand(2, 5, 3, 16, 16) * 0.9 + 0.05
+CHANGE_MODES = [
+    {"output": "residual"},
+    {"output": "warp"},
+    {"output": "warp", "warp_from": "context"},
+    {"output": "warp", "warp_from": "context", "composite": True, "skip": True},
+    {"output": "warp", "warp_from": "context", "momentum": True, "train_rollout": True},
+]
+
+
+@pytest.mark.parametrize("options", CHANGE_MODES, ids=lambda o: "-".join(map(str, o.values())))
+def test_untrained_change_outputs_are_copy_last_exactly(options):
+    model = tiny(**options).eval()
+    assert model.head.deconv.out_channels == {"residual": 3, "warp": 2}[options["output"]] + (
+        4 if options.get("composite") else 0
+    )
+    video = torch.rand(2, 5, 3, 16, 16)
     with torch.no_grad():
-        pred = model(video[:, :3], horizon=4)
+        pred = model(video[:, :3], horizon=6)
     last = video[:, 2:3].expand_as(pred)
-    assert torch.allclose(pred, last, atol=1e-5)  # copy-last, whatever the horizon
+    assert torch.allclose(pred, last, atol=1e-6)  # copy-last, whatever the horizon
+
+
+@pytest.mark.parametrize("options", CHANGE_MODES[1:], ids=lambda o: "-".join(map(str, o.values())))
+def test_change_outputs_train_away_from_copy_last(options):
+    options = {**options, "train_rollout": True}
+    model = tiny(optimizer=partial(torch.optim.Adam, lr=3e-3), **options)
+    dm = ShapesDataModule(num_val=4, image_size=16, frames=5, batch_size=4, num_workers=0)
+    video = next(iter(dm.val_dataloader()))["video"].float() / 255
+    opt = model.configure_optimizers()
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = model.training_step({"video": video}, 0)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0]  # the zeroed head still gets gradients
+
+
+def test_flows_compose_and_context_warping_resamples_once():
+    from vidgen.models.predictor import compose_flows, warp
+
+    a = torch.zeros(1, 2, 8, 8)
+    a[:, 0] = 1.0
+    b = torch.zeros(1, 2, 8, 8)
+    b[:, 1] = 2.0
+    assert torch.allclose(compose_flows(a, b), a + b)  # translations add
+    frames = torch.rand(1, 3, 8, 8)
+    half = torch.full((1, 2, 8, 8), 0.5)
+    twice = warp(warp(frames, half), half)  # two bilinear resamplings blur
+    once = warp(frames, compose_flows(half, half))  # one whole-pixel shift does not
+    shifted = torch.roll(frames, (1, 1), (2, 3))
+    assert torch.allclose(once[..., 1:, 1:], shifted[..., 1:, 1:], atol=1e-6)
+    assert not torch.allclose(twice[..., 1:, 1:], shifted[..., 1:, 1:], atol=1e-2)
+
+
+def test_options_that_need_warp_are_refused():
+    with pytest.raises(ValueError, match="output='warp'"):
+        tiny(output="frame", composite=True)
+    with pytest.raises(ValueError, match="warp_from"):
+        tiny(output="warp", warp_from="last")
+    with pytest.raises(ValueError, match="train_rollout"):
+        tiny(output="warp", momentum=True)
 
 
 def test_unknown_output_mode():
@@ -136,3 +188,53 @@ def test_defaults_are_the_paper():
     assert model.head.deconv.kernel_size == (190, 190) and model.output == "frame"
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 0.01
+
+
+PAPER_CONFIGS = {"demo_paper.yaml", "predictor_paper.yaml"}  # the paper's head paints frames
+
+
+def packaged_predictors() -> list[str]:
+    from vidgen.cli import CONFIG_DIR
+
+    names = []
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        model = yaml.safe_load(path.read_text())["model"]
+        if model["class_path"].endswith("FramePredictor") and path.name not in PAPER_CONFIGS:
+            names.append(path.name)
+    return names
+
+
+def test_paper_configs_paint_frames_and_all_others_change_the_last_frame():
+    from vidgen.cli import CONFIG_DIR
+
+    assert {"demo.yaml", "demo_textured.yaml", "predictor.yaml"} <= set(packaged_predictors())
+    for name in PAPER_CONFIGS:
+        model = yaml.safe_load((CONFIG_DIR / name).read_text())["model"]["init_args"]
+        assert model.get("output", "frame") == "frame"
+
+
+@pytest.mark.parametrize("config", packaged_predictors())
+def test_packaged_predictors_start_at_copy_last(config):
+    from vidgen.cli import CONFIG_DIR, VidgenCLI
+    from vidgen.data import VideoDataModule
+    from vidgen.models.base import VideoModule
+
+    torch.manual_seed(0)
+    cli = VidgenCLI(
+        VideoModule,
+        VideoDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        run=False,
+        args=[
+            "--config",
+            str(CONFIG_DIR / config),
+            "--data.init_args.image_size=32",
+            "--model.init_args.backbone_weights=null",  # predictor.yaml asks for ImageNet
+        ],
+    )
+    model = cli.model.eval()
+    video = torch.rand(2, 6, 3, 32, 32)
+    with torch.no_grad():
+        pred = model(video[:, :4], horizon=5)
+    assert torch.allclose(pred, video[:, 3:4].expand_as(pred), atol=1e-6)

@@ -53,7 +53,25 @@ class FrameHead(nn.Module, ABC):
         x = self.logits(z)
         if self.activation == "sigmoid":
             return torch.sigmoid(x)
-        return x + (x.clamp(0.0, 1.0) - x).detach()  # clipped forward, identity gradient
+        return clamp_unit(x)
+
+    def zero_output_(self) -> FrameHead:
+        """Make :meth:`logits` exactly 0 for any input (zero the last layer), in place; training
+        moves it from there. A predictor whose head's 0 means "no change" starts at copy-last."""
+        for layer in self.output_layers():
+            nn.init.zeros_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        return self
+
+    @abstractmethod
+    def output_layers(self) -> list[nn.Module]:
+        """The layers whose outputs sum to :meth:`logits`."""
+
+
+def clamp_unit(x: Tensor) -> Tensor:
+    """``x`` clipped to [0, 1] with a straight-through (identity) gradient."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
 
 
 class Projection(nn.Module):
@@ -120,6 +138,9 @@ class UpsampleDeconvHead(FrameHead):
             self.project(z), size=self.upsampled, mode="bilinear", align_corners=False
         )
         return self.deconv(x)
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.deconv]
 
 
 def _per_branch(value: int | Sequence[int], n: int, name: str) -> list[int]:
@@ -191,3 +212,33 @@ class MultiScaleHead(FrameHead):
     def logits(self, z: Tensor) -> Tensor:
         parts = z.split(self.split_sizes, dim=1)
         return sum(branch.logits(part) for branch, part in zip(self.branches, parts, strict=True))
+
+    def output_layers(self) -> list[nn.Module]:
+        return [layer for branch in self.branches for layer in branch.output_layers()]
+
+
+class SkipRefine(nn.Module):
+    """A skip past the backbone: head logits refined with the frame they change, at full size.
+
+    ``logits + net([logits, frame])`` with a small conv net whose last layer starts at zero (the
+    head's output is unchanged at initialisation). The coarse head knows *what* moves; the
+    frame's pixels say where its edges are (the skip connections of SVG, Denton & Fergus 2018).
+
+    Args:
+        channels: channels of the logits.
+        frame_channels: channels of the frame (3 for RGB).
+        hidden: width of the conv net.
+    """
+
+    def __init__(self, channels: int, frame_channels: int = 3, hidden: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels + frame_channels, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, channels, 3, padding=1),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, logits: Tensor, frame: Tensor) -> Tensor:
+        return logits + self.net(torch.cat([logits, frame.to(logits.dtype)], dim=1))

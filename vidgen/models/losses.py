@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidgen.evaluation import frame_ssim
 from vidgen.models.backbone import FrozenVGG16
 
 
@@ -16,13 +17,24 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1).mean()
 
 
+def gradient_difference(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute difference of the images' spatial gradient magnitudes (Mathieu et al.
+    2016): penalises blur (gradients lost) and smear (gradients moved), which MSE averages."""
+    total = pred.new_zeros(())
+    for dim in (-1, -2):
+        total = total + F.l1_loss(pred.diff(dim=dim).abs(), target.diff(dim=dim).abs())
+    return total / 2
+
+
 class VideoLoss(nn.Module):
     """Weighted sum of reconstruction terms between predicted and true frames in [0, 1].
 
     ``mse=1`` alone is the paper's loss. ``perceptual > 0`` adds the mean squared distance of
     the frozen backbone's activations at ``perceptual_layers`` (deep feature perceptual loss, the
     paper's proposed fix for blur); with random backbone weights this still compares multi-scale
-    random-filter responses, with ImageNet weights it is the usual perceptual loss.
+    random-filter responses, with ImageNet weights it is the usual perceptual loss. ``ssim``
+    adds ``1 - SSIM`` (per frame, as evaluated), ``gradient`` the gradient-difference term
+    (:func:`gradient_difference`): both also act against blur.
 
     ``forward`` returns a dict of the weighted terms and their sum under ``"loss"``.
     """
@@ -33,9 +45,17 @@ class VideoLoss(nn.Module):
         l1: float = 0.0,
         perceptual: float = 0.0,
         perceptual_layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"),
+        ssim: float = 0.0,
+        gradient: float = 0.0,
     ) -> None:
         super().__init__()
-        self.weights = {"mse": mse, "l1": l1, "perceptual": perceptual}
+        self.weights = {
+            "mse": mse,
+            "l1": l1,
+            "perceptual": perceptual,
+            "ssim": ssim,
+            "gradient": gradient,
+        }
         self.perceptual_layers = tuple(perceptual_layers)
 
     def forward(
@@ -53,6 +73,10 @@ class VideoLoss(nn.Module):
             taps = backbone.taps(frames, self.perceptual_layers)
             distance = sum(F.mse_loss(*t.chunk(2)) for t in taps) / len(taps)
             terms["perceptual"] = self.weights["perceptual"] * distance
+        if self.weights["ssim"]:
+            terms["ssim"] = self.weights["ssim"] * (1.0 - frame_ssim(pred, target).mean())
+        if self.weights["gradient"]:
+            terms["gradient"] = self.weights["gradient"] * gradient_difference(pred, target)
         if not terms:
             raise ValueError("VideoLoss needs at least one positive weight")
         terms["loss"] = torch.stack(list(terms.values())).sum()

@@ -10,7 +10,7 @@ the training clips.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,21 +18,23 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
-from vidgen.models.heads import UpsampleDeconvHead
+from vidgen.models.heads import SkipRefine, UpsampleDeconvHead, clamp_unit
 from vidgen.models.losses import VideoLoss
 from vidgen.models.recurrent import LSTMCore
 
 RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
 OUTPUT_CHANNELS = {"frame": 3, "residual": 3, "warp": 2}  # what the head emits per output mode
+COMPOSITE_CHANNELS = 4  # a gate and RGB pixels, after the flow, with ``composite=True``
 
 
 def warp(frames: Tensor, flow: Tensor) -> Tensor:
-    """Move ``frames`` ``(N, C, H, W)`` along ``flow`` ``(N, 2, H, W)`` in pixels ``(dx, dy)``.
+    """Move ``frames`` ``(..., C, H, W)`` along ``flow`` ``(..., 2, H, W)`` in pixels ``(dx, dy)``.
 
     Output pixel ``p`` takes the (bilinearly interpolated) input at ``p - flow(p)``; borders
-    repeat.
+    repeat. A zero flow returns ``frames`` exactly.
     """
-    h, w = frames.shape[-2:]
+    lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
+    frames, flow = frames.reshape(-1, c, h, w), flow.reshape(-1, 2, h, w)
     ys, xs = torch.meshgrid(
         torch.arange(h, device=frames.device, dtype=flow.dtype),
         torch.arange(w, device=frames.device, dtype=flow.dtype),
@@ -41,9 +43,28 @@ def warp(frames: Tensor, flow: Tensor) -> Tensor:
     x = (xs - flow[:, 0] + 0.5) * (2.0 / w) - 1.0
     y = (ys - flow[:, 1] + 0.5) * (2.0 / h) - 1.0
     grid = torch.stack([x, y], dim=-1)
-    return F.grid_sample(
+    out = F.grid_sample(
         frames.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
-    ).to(frames.dtype)
+    )
+    return out.to(frames.dtype).view(*lead, c, h, w)
+
+
+class Motion(NamedTuple):
+    """A rollout's flows after a step, each ``(B, 1, 2, H, W)``: ``step`` moved the previous
+    frame to the new one, ``total`` moves the warp source (the last context frame with
+    ``warp_from="context"``, else the previous frame) to it."""
+
+    step: Tensor
+    total: Tensor
+
+
+def compose_flows(total: Tensor, step: Tensor) -> Tensor:
+    """The flow of ``total`` followed by ``step`` (both backward flows, ``(..., 2, H, W)``).
+
+    Output pixel ``p`` comes from ``q = p - step(p)`` one step earlier, which came from
+    ``q - total(q)``: the composed flow is ``step(p) + total(p - step(p))``.
+    """
+    return step + warp(total, step)
 
 
 class FramePredictor(VideoModule):
@@ -61,10 +82,25 @@ class FramePredictor(VideoModule):
         train_rollout: train on rollouts from ``context_frames`` instead of teacher forcing.
         output: what the head's output means. ``"frame"`` (paper): the next frame itself.
             ``"residual"``: a change of the previous frame, added in logit space, so an untrained
-            model starts near copy-last-frame. ``"warp"``: a 2-channel flow field (at most
+            model starts at copy-last-frame. ``"warp"``: a 2-channel flow field (at most
             ``max_flow`` pixels a step) that moves the previous frame's pixels (bilinear
-            sampling): motion stays sharp and cannot fade into the background.
+            sampling): motion stays sharp and cannot fade into the background. Both start from
+            a zeroed head output: the untrained model predicts copy-last-frame exactly, and
+            training moves it away only where that lowers the loss.
         max_flow: the largest displacement, in pixels per step, of ``output="warp"``.
+        warp_from: ``"previous"``: each step warps the frame before it (its own prediction in a
+            rollout). ``"context"``: every step warps the last true frame along the flow
+            accumulated since it (:func:`compose_flows`), so pixels are resampled once, not once
+            a step: no interpolation blur piles up over a long rollout.
+        composite: with ``output="warp"``, the head also emits a gate and RGB pixels; the frame
+            is ``warped + gate * (pixels - warped)`` (gate and pixels clipped to [0, 1]): new
+            pixels where warping has none to move (disocclusions, borders; Finn et al. 2016).
+        momentum: with ``output="warp"``, each step's flow starts from the previous step's,
+            carried along itself, and the head adds a change: things keep moving at the same
+            velocity unless the model sees a reason to change it (constant motion is the prior,
+            as for a camera pan or a thrown ball). Needs ``train_rollout``.
+        skip: refine the head's output with the previous frame's pixels at full resolution
+            (:class:`SkipRefine`): edges of the flow and gate follow the image's edges.
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
@@ -81,6 +117,10 @@ class FramePredictor(VideoModule):
         train_rollout: bool = False,
         output: Literal["frame", "residual", "warp"] = "frame",
         max_flow: float = 4.0,
+        warp_from: Literal["previous", "context"] = "previous",
+        composite: bool = False,
+        momentum: bool = False,
+        skip: bool = False,
         loss: VideoLoss | None = None,
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -93,12 +133,25 @@ class FramePredictor(VideoModule):
             raise ValueError(f"context_frames must be >= 1, got {context_frames}")
         if output not in OUTPUT_CHANNELS:
             raise ValueError(f"output must be one of {sorted(OUTPUT_CHANNELS)}, got {output!r}")
+        if warp_from not in ("previous", "context"):
+            raise ValueError(f"warp_from must be 'previous' or 'context', got {warp_from!r}")
+        if (composite or momentum or warp_from == "context") and output != "warp":
+            raise ValueError("composite, momentum and warp_from='context' need output='warp'")
+        if momentum and not train_rollout:
+            raise ValueError("momentum carries flows from step to step: set train_rollout=true")
+        channels = OUTPUT_CHANNELS[output] + (COMPOSITE_CHANNELS if composite else 0)
         self.core = core(self.feature_shape)
-        self.head = head(self.core.out_shape, image_size, out_channels=OUTPUT_CHANNELS[output])
+        self.head = head(self.core.out_shape, image_size, out_channels=channels)
+        self.refine = SkipRefine(channels) if skip else None
+        if output != "frame":
+            self.head.zero_output_()
         self.context_frames = context_frames
         self.train_rollout = train_rollout
         self.output = output
         self.max_flow = max_flow
+        self.warp_from = warp_from
+        self.composite = composite
+        self.momentum = momentum
 
     def forward(self, context: Tensor, horizon: int) -> Tensor:
         """Roll out ``horizon`` frames after ``context`` ``(B, T, C, H, W)`` (any horizon >= 1)."""
@@ -106,30 +159,60 @@ class FramePredictor(VideoModule):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         out, state = self.core(self.encode(context))
-        frame = self.next_frames(out[:, -1:], context[:, -1:])
+        last = context[:, -1:]
+        source = last if self.warp_from == "context" else None
+        frame, motion = self.next_frames(out[:, -1:], last)
         frames = [frame]
         for _ in range(horizon - 1):
             out, state = self.core(self.encode(frame), state)
-            frame = self.next_frames(out, frame)
+            frame, motion = self.next_frames(out, frame, motion, source)
             frames.append(frame)
         return torch.cat(frames, dim=1)
 
-    def next_frames(self, out: Tensor, previous: Tensor) -> Tensor:
-        """Frames after ``previous`` ``(B, S, C, H, W)`` from the core's outputs at them."""
+    def next_frames(
+        self,
+        out: Tensor,
+        previous: Tensor,
+        motion: Motion | None = None,
+        source: Tensor | None = None,
+    ) -> tuple[Tensor, Motion | None]:
+        """Frames after ``previous`` ``(B, S, C, H, W)`` from the core's outputs at them, and
+        the :class:`Motion` that made them (``output="warp"``; else ``None``).
+
+        ``motion`` is the previous step's: with ``momentum`` its step flow, carried along
+        itself, is the new step's starting point; with ``source`` (``warp_from="context"``)
+        the step is composed with its total flow and ``source`` is warped.
+        """
         if self.output == "frame":
-            return self.render(self.head, out)
+            return self.render(self.head, out), None
         logits = self.render(self.head.logits, out)
+        if self.refine is not None:
+            refined = self.refine(logits.flatten(0, 1), previous.flatten(0, 1))
+            logits = refined.view_as(logits)
         if self.output == "residual":
             base = torch.logit(previous.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
-            return torch.sigmoid(base + logits)
-        flow = torch.tanh(logits) * self.max_flow
-        return warp(previous.flatten(0, 1), flow.flatten(0, 1)).view_as(previous)
+            change = torch.sigmoid(base + logits) - torch.sigmoid(base)  # exactly 0 at init
+            return (previous + change).clamp(0.0, 1.0), None
+        step = torch.tanh(logits[:, :, :2]) * self.max_flow
+        if self.momentum and motion is not None:
+            carried = warp(motion.step, motion.step)
+            step = (carried + step).clamp(-self.max_flow, self.max_flow)
+        if source is not None and motion is not None:
+            total = compose_flows(motion.total, step)
+            warped = warp(source, total)
+        else:
+            total, warped = step, warp(previous, step)
+        motion = Motion(step, total)
+        if not self.composite:
+            return warped, motion
+        gate, pixels = clamp_unit(logits[:, :, 2:3]), clamp_unit(logits[:, :, 3:])
+        return warped + gate * (pixels - warped), motion
 
     def teacher_forced(self, video: Tensor) -> Tensor:
         """Predictions of frames ``1..S-1``, each from the true frames before it."""
         self.check_video(video)
         out, _ = self.core(self.encode(video[:, :-1]))
-        return self.next_frames(out, video[:, :-1])
+        return self.next_frames(out, video[:, :-1])[0]
 
     def split(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """A clip's context (at most ``context_frames``, leaving >= 1 frame) and its target."""

@@ -58,12 +58,12 @@ def fast_dev_run(config: str, *extra: str):
     )
 
 
-@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml"])
+@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml", "demo_textured.yaml"])
 def test_demo_configs_fast_dev_run(in_tmp, config):
     cli = fast_dev_run(config)
     assert cli.trainer.state.finished
     assert cli.model.image_size == cli.datamodule.image_size == 32
-    assert cli.model.output == ("warp" if config == "demo.yaml" else "frame")
+    assert cli.model.output == ("frame" if config == "demo_paper.yaml" else "warp")
 
 
 def test_python_dash_m_is_the_same_cli():

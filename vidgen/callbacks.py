@@ -7,6 +7,8 @@ Every import of ``wandb`` is lazy: W&B is touched only when the trainer's logger
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -303,3 +305,27 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": config})
+
+
+class StepTimer(L.Callback):
+    """Wall time of every training step (forward, backward, optimiser step), in seconds.
+
+    ``--trainer.callbacks+=vidgen.callbacks.StepTimer``; after ``fit``, :meth:`median` skips the
+    first ``warmup`` steps (allocations, first-call overheads).
+    """
+
+    def __init__(self, warmup: int = 5) -> None:
+        self.warmup = warmup
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+    def median(self) -> float:
+        """Median step time in seconds (``nan`` before any step)."""
+        times = self.times[self.warmup :] or self.times
+        return statistics.median(times) if times else float("nan")

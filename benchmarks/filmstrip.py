@@ -1,0 +1,77 @@
+"""Filmstrips of held-out clips: the truth above each model's rollout, a PNG for the README.
+
+Columns: the last context frame, then the horizon steps :data:`COLUMNS`; rows per clip: the
+truth, then one row per checkpoint. Used by ``compare_predictors.py``; on its own:
+
+    python benchmarks/filmstrip.py out.png demo.yaml runs/demo/checkpoints/last.ckpt [name=ckpt ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from vidgen import FramePredictor
+from vidgen.cli import build
+
+COLUMNS = (1, 3, 5, 8, 12, 16)  # horizon steps shown (1-based)
+SCALE = 3  # nearest-neighbour upscaling of each frame
+LABEL_WIDTH = 78
+
+
+def to_image(frame: torch.Tensor) -> np.ndarray:
+    """``(C, H, W)`` float in [0, 1] -> uint8 ``(H*SCALE, W*SCALE, 3)``."""
+    array = (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return array.repeat(SCALE, 0).repeat(SCALE, 1)
+
+
+def filmstrip(
+    config: str, checkpoints: dict[str, Path], out: Path, clips: tuple[int, ...] = (0, 1)
+) -> None:
+    """Roll every checkpoint out on test ``clips`` of ``config``'s data; write ``out``."""
+    data = build(config, "--trainer.logger=false").datamodule
+    data.setup("test")
+    videos = torch.stack([data.datasets["test"][i]["video"] for i in clips]).float() / 255
+    models = {
+        name: FramePredictor.load_from_checkpoint(path, map_location="cpu").eval()
+        for name, path in checkpoints.items()
+    }
+    context = next(iter(models.values())).context_frames
+    horizon = max(COLUMNS)
+    with torch.no_grad():
+        preds = {name: model(videos[:, :context], horizon) for name, model in models.items()}
+    rows, labels = [], []
+    for i in range(len(clips)):
+        truth = [videos[i, context - 1]] + [videos[i, context + s - 1] for s in COLUMNS]
+        rows.append(truth)
+        labels.append("truth")
+        for name, pred in preds.items():
+            rows.append([videos[i, context - 1]] + [pred[i, s - 1] for s in COLUMNS])
+            labels.append(name)
+    side = videos.shape[-1] * SCALE
+    gap = 2
+    sheet = Image.new(
+        "RGB",
+        (LABEL_WIDTH + (side + gap) * (len(COLUMNS) + 1), 14 + (side + gap) * len(rows)),
+        "white",
+    )
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(["context", *(f"t+{s}" for s in COLUMNS)]):
+        draw.text((LABEL_WIDTH + c * (side + gap) + 2, 1), title, fill="black")
+    for r, (row, label) in enumerate(zip(rows, labels, strict=True)):
+        y = 14 + r * (side + gap)
+        draw.text((2, y + side // 2 - 5), label, fill="black")
+        for c, frame in enumerate(row):
+            sheet.paste(Image.fromarray(to_image(frame)), (LABEL_WIDTH + c * (side + gap), y))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+
+
+if __name__ == "__main__":
+    out, config, *pairs = sys.argv[1:]
+    named = dict(p.split("=", 1) if "=" in p else (Path(p).parent.parent.name, p) for p in pairs)
+    filmstrip(config, {k: Path(v) for k, v in named.items()}, Path(out))

@@ -11,30 +11,21 @@ path never uses its eval-mode spectrum cache).  Both implementations share the s
 weights and inputs and are timed side by side (interleaved) in one run, after warm-up; on CUDA every
 step is bracketed by ``torch.cuda.synchronize()``.  The median step time is reported.
 Results go to ``benchmarks/results/deconv_<device>[_bf16][_cl].md`` and ``.json`` (or
-``--out``/``--md``).
+``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import platform
 import statistics
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from common import RESULTS, environment, timed, write_results
 
-try:
-    from vidgen.models.deconv import Deconv2d
-except ModuleNotFoundError:  # run as a script from an uninstalled checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from vidgen.models.deconv import Deconv2d
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from vidgen.models.deconv import Deconv2d
 
 
 @dataclass
@@ -59,11 +50,6 @@ def default_configs(device: str, batch: int | None) -> list[Config]:
         Config("demo (36->64, k29)", demo_b, 16, 3, 36, 29),
         Config("demo (16->64, k49)", demo_b, 16, 3, 16, 49),
     ]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_step(module: Deconv2d, x: torch.Tensor, gy: torch.Tensor, bf16: bool):
@@ -116,11 +102,7 @@ def run_config(
     times: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(repeats):
         for impl, step in steps.items():
-            sync(device)
-            t0 = time.perf_counter()
-            step()
-            sync(device)
-            times[impl].append((time.perf_counter() - t0) * 1e3)
+            times[impl].append(timed(step, device)[1] * 1e3)
     ref = outs[impls[0]]
     base_ms = statistics.median(times[impls[0]])
     rows = []
@@ -145,21 +127,6 @@ def run_config(
             flush=True,
         )
     return rows
-
-
-def env_info(device: torch.device, args: argparse.Namespace) -> dict:
-    info = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": device.type,
-        "threads": torch.get_num_threads(),
-        "bf16": args.bf16,
-        "channels_last": args.channels_last,
-        "cpu": platform.processor() or platform.machine(),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def markdown(rows: list[dict], info: dict, title: str) -> str:
@@ -227,8 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="kernel-size crossover sweep (batch 8) instead of paper/demo sizes",
     )
-    p.add_argument("--out", type=Path, default=None, help="json output path")
-    p.add_argument("--md", type=Path, default=None, help="markdown output path")
+    p.add_argument("--out", type=Path, default=None, help="results path (.md and .json)")
     args = p.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -242,12 +208,11 @@ def main(argv: list[str] | None = None) -> None:
         warmup = args.warmup if args.warmup is not None else 2
     suffix = ("_crossover" if args.sweep else "") + f"_{device.type}"
     suffix += ("_bf16" if args.bf16 else "") + ("_cl" if args.channels_last else "")
-    out = args.out or RESULTS / f"deconv{suffix}.json"
-    md = args.md or out.with_suffix(".md")
+    out = args.out or RESULTS / f"deconv{suffix}"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    info = env_info(device, args)
+    info = environment(device, bf16=args.bf16, channels_last=args.channels_last)
     print("env:", info, flush=True)
     cfgs = sweep_configs(args.batch) if args.sweep else default_configs(device.type, args.batch)
     rows = []
@@ -258,14 +223,8 @@ def main(argv: list[str] | None = None) -> None:
         + f" ({device.type}{', bf16 autocast' if args.bf16 else ''}"
         f"{', channels_last' if args.channels_last else ''})"
     )
-    text = markdown(rows, info, title)
     print()
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    md.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"env": info, "rows": rows}, indent=2) + "\n")
-    md.write_text(text)
-    print(f"wrote {out} and {md}")
+    write_results(out, markdown(rows, info, title), {"env": info, "rows": rows})
 
 
 if __name__ == "__main__":

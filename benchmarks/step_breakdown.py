@@ -17,40 +17,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 
 import torch
+from common import RESULTS, environment, timed, write_results
 
 from vidgen import FramePredictor
-from vidgen.models import LSTMCore, UpsampleDeconvHead
+from vidgen.cli import build
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PARTS = ("backbone", "lstm", "head", "optimiser")
 
 
 def paper_model(impl: str) -> FramePredictor:
-    torch.manual_seed(0)
-    model = FramePredictor(
-        image_size=224,
-        backbone_layer="pool5",
-        core=partial(LSTMCore, hidden_size=784),
-        head=partial(UpsampleDeconvHead, channels=16, base_size=7, kernel_size=190),
-    )
+    """``predictor_paper.yaml``'s model (random backbone weights), its head computed ``impl``."""
+    model = build("predictor_paper", "--model.init_args.backbone_weights=null").model
     model.head.deconv.impl = impl
     return model
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - start
 
 
 def step(model: FramePredictor, opt: torch.optim.Optimizer, video: torch.Tensor) -> dict:
@@ -94,12 +75,14 @@ def main() -> None:
     for _ in range(args.repeats):  # alternate, so both see the same machine load
         for model, opt, samples in runs.values():
             samples.append(step(model, opt, video))
+    env = environment(device)
     lines = [
         f"# Paper predictor: training step by part ({args.device})",
         "",
         f"One teacher-forced step, {args.batch} clips x {args.frames} frames at 224 px "
         f"({args.batch * (args.frames - 1)} predicted frames), median of {args.repeats}; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads.",
+        + ", ".join(f"{k} {v}" for k, v in env.items())
+        + ".",
         "",
         "| head implementation | " + " | ".join(f"{p} ms (share)" for p in PARTS) + " | step ms |",
         "|---|" + "---|" * (len(PARTS) + 1),
@@ -109,10 +92,7 @@ def main() -> None:
         total = sum(med.values())
         cells = [f"{med[p]:.0f} ({med[p] / total:.0%})" for p in PARTS]
         lines.append(f"| {impl} | " + " | ".join(cells) + f" | {total:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"step_breakdown_{device.type}.md").write_text(text)
+    write_results(RESULTS / f"step_breakdown_{device.type}", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ forward, MSE + KL, backward, Adam step. ``--head paper`` measures ``vae_paper.ya
     python benchmarks/vae_gpu_memory.py                  # multi-scale head
     python benchmarks/vae_gpu_memory.py --head paper     # the paper's single 190 px kernel
 
-Needs CUDA; prints one JSON line per head (peak allocated / reserved GiB, median ms per step).
+Needs CUDA; prints one JSON line per head (peak allocated / reserved GiB, median ms per step)
+and writes them to ``benchmarks/results/vae_gpu_memory.{md,json}``.
 """
 
 from __future__ import annotations
@@ -18,62 +19,48 @@ import argparse
 import json
 import statistics
 import sys
-import time
-from functools import partial
 
 import torch
+from common import RESULTS, environment, timed, write_results
 
-from vidgen import MultiScaleHead, VideoVAE
-from vidgen.models import LSTMCore, UpsampleDeconvHead
+from vidgen import VideoVAE
+from vidgen.cli import build
+
+CONFIGS = {"multiscale": "vae.yaml", "paper": "vae_paper.yaml"}
 
 
-def build(head: str, image_size: int) -> VideoVAE:
-    if head == "paper":  # vae_paper.yaml
-        return VideoVAE(
-            image_size=image_size,
-            encoder=partial(LSTMCore, hidden_size=784),
-            decoder=partial(LSTMCore, hidden_size=784),
-            head=partial(UpsampleDeconvHead, channels=16, base_size=7, kernel_size=190),
-            z_dim=256,
-        )
-    return VideoVAE(  # vae.yaml
-        image_size=image_size,
-        encoder=partial(LSTMCore, hidden_size=1024),
-        decoder=partial(LSTMCore, hidden_size=2352),
-        head=partial(
-            MultiScaleHead, kernel_sizes=(190, 29, 5), channels=16, base_sizes=(7, 14, 28)
-        ),
-        z_dim=256,
-        beta=1e-3,
-    )
+def vae(head: str, image_size: int) -> VideoVAE:
+    """The model of ``CONFIGS[head]`` at ``image_size``, random backbone weights."""
+    return build(
+        CONFIGS[head],
+        "--model.init_args.backbone_weights=null",
+        f"--data.init_args.image_size={image_size}",
+    ).model
 
 
 def measure(head: str, args: argparse.Namespace) -> dict:
     device = torch.device("cuda")
-    torch.manual_seed(0)
-    model = build(head, args.image_size).to(device)
+    model = vae(head, args.image_size).to(device)
     model.train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-4)
     video = torch.rand(args.batch, args.frames, 3, args.image_size, args.image_size, device=device)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    times = []
-    for step in range(args.warmup + args.steps):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
             recon, mu, logvar = model(video)
             terms = model.objective(recon.float(), video, mu.float(), logvar.float(), model.beta)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
-        torch.cuda.synchronize()
-        if step >= args.warmup:
-            times.append(time.perf_counter() - start)
+
+    times = [timed(step, device)[1] for _ in range(args.warmup + args.steps)][args.warmup :]
     deconvs = {type(m).__name__ + ":" + str(getattr(m, "impl", "")) for m in model.head.modules()}
     return {
         "head": head,
-        "gpu": torch.cuda.get_device_name(device),
+        "config": CONFIGS[head],
+        **environment(device),
         "image_size": args.image_size,
         "batch": args.batch,
         "frames": args.frames,
@@ -84,7 +71,6 @@ def measure(head: str, args: argparse.Namespace) -> dict:
         "step_ms_median": round(1000 * statistics.median(times), 1),
         "steps_timed": len(times),
         "deconv": sorted(d for d in deconvs if d.startswith("Deconv2d")),
-        "torch": torch.__version__,
     }
 
 
@@ -102,12 +88,17 @@ def main() -> None:
             "vae_gpu_memory.py measures GPU memory and needs CUDA, but torch.cuda.is_available() "
             "is False on this machine (no GPU or a CPU-only torch build); run it on a GPU machine."
         )
+    rows = []
     for head in ("multiscale", "paper") if args.head == "both" else (args.head,):
         try:
-            print(json.dumps(measure(head, args)), flush=True)
+            rows.append(measure(head, args))
         except torch.OutOfMemoryError as error:
-            print(json.dumps({"head": head, "out_of_memory": str(error).splitlines()[0]}))
+            rows.append({"head": head, "out_of_memory": str(error).splitlines()[0]})
+        print(json.dumps(rows[-1]), flush=True)
         torch.cuda.empty_cache()
+    lines = ["# VideoVAE training step on a GPU: peak memory and time", ""]
+    lines += ["```", *(json.dumps(row) for row in rows), "```", ""]
+    write_results(RESULTS / "vae_gpu_memory", "\n".join(lines), rows)
 
 
 if __name__ == "__main__":

@@ -27,51 +27,54 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
+from common import RESULTS, write_results
 from torch import Tensor
 
-from vidgen import ShapesDataModule, VideoVAE
+from vidgen import VideoVAE
+from vidgen.cli import VidgenCLI, build
 from vidgen.evaluation import frame_metrics
-from vidgen.models import LSTMCore, MultiScaleHead, UpsampleDeconvHead, kl_divergence
+from vidgen.models import kl_divergence
 
-RESULTS = Path(__file__).resolve().parent / "results"
-IMAGE = 32
 FRAMES = 6
+# The paper's head scaled to 32 px: the decoder's output (256 wide) reshaped, no linear layer,
+# to 16 x 4 x 4, upsampled to 6 x 6, one 27 x 27 deconvolution (27/32 ~ 190/224).
+PAPER_HEAD = [
+    "--model.init_args.decoder.init_args.hidden_size=256",
+    '--model.init_args.head={"class_path": "vidgen.models.UpsampleDeconvHead",'
+    ' "init_args": {"channels": 16, "base_size": 4, "kernel_size": 27}}',
+]
+HEADS = {"paper": PAPER_HEAD, "multiscale": []}  # multiscale: vae_demo.yaml's own head
+"""Head variants of vae_demo.yaml; ``<head>+clamp``: with the clamp activation."""
 
 
-def heads() -> dict[str, tuple[int, object]]:
-    """name -> (decoder width, head factory) at 32 px; ``+clamp``: the clamp activation."""
-    # The paper's head scaled to 32 px: the decoder's output reshaped (no linear layer) to
-    # 16 x 4 x 4, upsampled to 6 x 6, one 27 x 27 deconvolution (27/32 ~ 190/224).
-    paper = partial(UpsampleDeconvHead, channels=16, base_size=4, kernel_size=27)
-    # Three branches: 27 px kernel on a 4 x 4 map, 7 px on 8 x 8, 3 px on 16 x 16.
-    multiscale = partial(MultiScaleHead, kernel_sizes=(27, 7, 3), channels=8, base_sizes=(4, 8, 16))
-    return {
-        "paper": (256, paper),
-        "multiscale": (384, multiscale),
-        "paper+clamp": (256, partial(paper, activation="clamp")),
-        "multiscale+clamp": (384, partial(multiscale, activation="clamp")),
-    }
-
-
-def build(head: str, beta: float, warmup: int, lr: float) -> VideoVAE:
-    width, factory = heads()[head]
-    torch.manual_seed(0)
-    return VideoVAE(
-        image_size=IMAGE,
-        backbone_layer="pool3",
-        encoder=partial(LSTMCore, hidden_size=128),
-        decoder=partial(LSTMCore, hidden_size=width),
-        head=factory,
-        z_dim=32,
-        frames=FRAMES,
-        beta=beta,
-        kl_warmup_steps=warmup,
-        optimizer=partial(torch.optim.Adam, lr=lr),
+def variant(head: str, *overrides: str) -> VidgenCLI:
+    """vae_demo.yaml's model and data with ``head``, a 128-wide encoder, 6-frame clips."""
+    name, _, clamp = head.partition("+")
+    activation = "clamp" if clamp else "sigmoid"
+    return build(
+        "vae_demo",
+        "--trainer.logger=false",
+        "--model.init_args.encoder.init_args.hidden_size=128",
+        f"--model.init_args.frames={FRAMES}",
+        f"--data.init_args.frames={FRAMES}",
+        "--data.init_args.num_workers=0",
+        *HEADS[name],
+        f"--model.init_args.head.init_args.activation={activation}",
+        *overrides,
     )
+
+
+def vae(head: str, beta: float, warmup: int, lr: float) -> VideoVAE:
+    """One contender: ``head`` with KL weight ``beta`` warmed up over ``warmup`` steps."""
+    return variant(
+        head,
+        f"--model.init_args.beta={beta}",
+        f"--model.init_args.kl_warmup_steps={warmup}",
+        f"--model.init_args.optimizer.init_args.lr={lr}",
+    ).model
 
 
 def clips(dataset) -> Tensor:
@@ -153,20 +156,18 @@ def main() -> None:
     begin = time.perf_counter()
 
     # Fixed, centred clips: the training set is exactly the "training clips" evaluated below.
-    dm = ShapesDataModule(
-        num_train=args.train_videos, num_val=64, image_size=IMAGE, frames=FRAMES, num_workers=0
-    )
+    dm = variant("paper", f"--data.init_args.num_train={args.train_videos}").datamodule
     data = {
         "train": clips(dm.make_dataset("train", dm.sampler("val"))),
         "held_out": clips(dm.make_dataset("val", dm.sampler("val"))),
     }
-    reference = build("paper", 0.0, 0, args.lr)
+    reference = vae("paper", 0.0, 0, args.lr)
     feats = {name: features(reference, video) for name, video in data.items()}
 
     runs = []
     for beta in args.betas:
-        for head in heads():
-            model = build(head, beta, warmup=args.steps // 2, lr=args.lr)
+        for head in ("paper", "multiscale", "paper+clamp", "multiscale+clamp"):
+            model = vae(head, beta, warmup=args.steps // 2, lr=args.lr)
             for a, b in zip(
                 model.backbone.parameters(), reference.backbone.parameters(), strict=True
             ):
@@ -188,7 +189,7 @@ def main() -> None:
             print(json.dumps(run), flush=True)
 
     setup = {
-        "data": f"ShapesDataModule, {IMAGE} px, {FRAMES}-frame centred clips, "
+        "data": f"ShapesDataModule, {dm.image_size} px, {FRAMES}-frame centred clips, "
         f"{args.train_videos} training / 64 held-out videos",
         "model": "pool3 (random weights, features cached) -> LSTM 128 -> z 32 -> LSTM decoder "
         "-> head",
@@ -199,10 +200,7 @@ def main() -> None:
         "threads": args.threads,
         "total_seconds": round(time.perf_counter() - begin),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "vae_heads.json").write_text(json.dumps({"setup": setup, "runs": runs}, indent=2))
-    (args.out / "vae_heads.md").write_text(markdown(setup, runs))
-    print(markdown(setup, runs))
+    write_results(args.out / "vae_heads", markdown(setup, runs), {"setup": setup, "runs": runs})
 
 
 def markdown(setup: dict, runs: list[dict]) -> str:

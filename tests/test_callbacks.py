@@ -12,11 +12,11 @@ import lightning as L
 import pytest
 import torch
 from PIL import Image
-from tiny import tiny_predictor
+from tiny import tiny_args, tiny_predictor
 
 from vidgen import ShapesDataModule
 from vidgen.callbacks import EvaluationReport, PredictionWriter, SampleVideos, side_by_side
-from vidgen.cli import CONFIG_DIR, main
+from vidgen.cli import main
 
 
 def decoded_frames(path: Path) -> int:
@@ -133,20 +133,11 @@ def demo_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     previous = Path.cwd()
     os.chdir(folder)
-    tiny = [
-        "--config",
-        str(CONFIG_DIR / "demo.yaml"),
-        "--data.init_args.batch_size=2",
-        "--data.init_args.num_workers=0",
-        "--data.init_args.num_train=2",
-        "--data.init_args.num_val=2",
-        "--data.init_args.num_test=3",
-        "--trainer.enable_progress_bar=false",
-    ]
+    tiny = tiny_args("demo.yaml", "--data.init_args.num_test=3")
     import wandb
 
     try:
-        main(["fit", *tiny, "--trainer.max_steps=1", "--trainer.limit_val_batches=1"])
+        main(["fit", *tiny, "--trainer.max_steps=1"])
         wandb.finish()  # flush the offline run before the tests read it
         yield folder, tiny
     finally:
@@ -167,7 +158,7 @@ def test_cli_test_prints_table_and_writes_plot(demo_run, capsys):
     folder, tiny = demo_run
     os.chdir(folder)
     ckpt = "runs/demo/checkpoints/last.ckpt"
-    main(["test", *tiny, "--ckpt_path", ckpt, "--trainer.limit_test_batches=1"])
+    main(["test", *tiny, "--ckpt_path", ckpt])
     out = capsys.readouterr()
     assert "PSNR (dB, higher is better)" in out.out + out.err
     assert "beyond the training length" in out.out + out.err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny import tiny_args, tiny_run
 
+from vidgen import ShapesDataModule, VideoDataModule, VideoVAE
+from vidgen.callbacks import EvaluationReport, PredictionWriter, SampleVideos
+from vidgen.cli import ALWAYS_ON, build, main
 from vidgen.cli import CONFIG_DIR as CONFIGS
-from vidgen.cli import main
 
 ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
 
@@ -44,18 +48,8 @@ def test_paper_config_is_the_paper():
 
 
 def fast_dev_run(config: str, *extra: str):
-    """``vidgen fit --config <packaged config> --trainer.fast_dev_run=1`` on 2-clip batches."""
-    return main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / config),
-            "--trainer.fast_dev_run=1",
-            "--data.init_args.batch_size=2",
-            "--data.init_args.num_workers=0",
-            *extra,
-        ]
-    )
+    """``vidgen fit --config <packaged config> --config tiny.yaml --trainer.fast_dev_run=1``."""
+    return tiny_run("fit", config, "--trainer.fast_dev_run=1", *extra)
 
 
 @pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml", "demo_textured.yaml"])
@@ -74,23 +68,16 @@ def test_python_dash_m_is_the_same_cli():
 
 
 def tiny_demo(*extra: str) -> list[str]:
-    """The demo config shrunk to seconds: 16 px frames, 2-clip batches, 2 steps an epoch."""
-    return [
-        "--config",
-        str(CONFIGS / "demo.yaml"),
+    """The demo config shrunk to seconds: the tiny overlay, 16 px frames, no logger."""
+    return tiny_args(
+        "demo.yaml",
         "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false",
-        "--data.init_args.num_train=4",
-        "--data.init_args.num_val=2",
-        "--data.init_args.num_test=2",
         "--data.init_args.image_size=16",
-        "--data.init_args.batch_size=2",
-        "--data.init_args.num_workers=0",
         "--model.init_args.backbone_layer=pool2",
         "--model.init_args.head.init_args.base_size=2",
         "--model.init_args.head.init_args.kernel_size=5",
         *extra,
-    ]
+    )
 
 
 def test_fit_resume_then_test_writes_outputs(in_tmp):
@@ -126,3 +113,79 @@ def test_bf16_mixed_precision_trains(in_tmp, config):
     cli = fast_dev_run(config, "--trainer.precision=bf16-mixed")
     loss = cli.trainer.callback_metrics["train/loss"]
     assert torch.isfinite(loss) and loss > 0
+
+
+def printed_config(capsys, *args: str) -> dict:
+    """``vidgen fit <args> --print_config``, parsed."""
+    with pytest.raises(SystemExit) as done:
+        main(["fit", *args, "--print_config"])
+    assert done.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_defaults_are_printed_resolved(capsys):
+    """The logger and the always-on callbacks are CLI defaults, resolved in --print_config."""
+    cfg = printed_config(capsys, "--config", str(CONFIGS / "demo.yaml"))
+    logger = cfg["trainer"]["logger"]
+    assert logger["class_path"] == "lightning.pytorch.loggers.WandbLogger"
+    assert logger["init_args"]["save_dir"] == "runs/demo" == cfg["trainer"]["default_root_dir"]
+    assert logger["init_args"]["name"] == "demo" and logger["init_args"]["offline"] is True
+    for key, (callback, _) in ALWAYS_ON.items():
+        assert cfg[key]["class_path"] == f"vidgen.callbacks.{callback.__name__}"
+    assert cfg["checkpoint"]["init_args"]["save_last"] is True
+    assert cfg["sample_videos"]["init_args"]["every_n_epochs"] == 2  # demo.yaml's own value
+    assert cfg["sample_videos"]["init_args"]["num_videos"] == 4  # the class default
+    moved = printed_config(
+        capsys, "--config", str(CONFIGS / "demo.yaml"), "--trainer.default_root_dir=x/y"
+    )
+    assert moved["trainer"]["logger"]["init_args"]["save_dir"] == "x/y"
+    assert moved["trainer"]["logger"]["init_args"]["name"] == "y"
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: p.stem)
+def test_packaged_configs_do_not_restate_the_defaults(config):
+    text = config.read_text()
+    for name in ("WandbLogger", *(callback.__name__ for callback, _ in ALWAYS_ON.values())):
+        assert name not in text
+
+
+def test_defaults_can_be_overridden_or_removed(in_tmp):
+    mine = in_tmp / "mine.yaml"
+    mine.write_text(
+        "trainer: {logger: false}\n"
+        "sample_videos: null\n"
+        "prediction_writer: null\n"
+        "checkpoint: {save_top_k: 3}\n"
+    )
+    cli = build("demo", "--config", str(mine), "--evaluation_report.init_args.every_n_epochs=5")
+    kinds = [type(callback) for callback in cli.trainer.callbacks]
+    assert SampleVideos not in kinds and PredictionWriter not in kinds
+    (report,) = (c for c in cli.trainer.callbacks if isinstance(c, EvaluationReport))
+    assert report.every_n_epochs == 5
+    assert cli.trainer.checkpoint_callback.save_top_k == 3
+    assert cli.trainer.checkpoint_callback.save_last is True  # the default's other value stays
+    assert cli.trainer.loggers == []
+
+
+def test_build_gives_a_packaged_config_in_python():
+    built = build("vae_demo.yaml", "--data.init_args.batch_size=4", "--trainer.logger=false")
+    assert isinstance(built.model, VideoVAE) and isinstance(built.datamodule, ShapesDataModule)
+    assert built.model.image_size == built.datamodule.image_size == 32
+    assert built.datamodule.batch_size == 4
+    assert built.trainer.max_epochs == built.config.trainer.max_epochs == 10
+    assert built.trainer.global_step == 0  # built, not run
+    with pytest.raises(FileNotFoundError, match="no config"):
+        build("no_such_config")
+
+
+def test_shapes_module_forwards_the_base_arguments(capsys):
+    """ShapesDataModule declares only its own arguments; LightningCLI still sees the base's."""
+    cfg = printed_config(
+        capsys, "--config", str(CONFIGS / "demo.yaml"), "--data.init_args.frames=5"
+    )
+    data = cfg["data"]["init_args"]
+    base = [p for p in inspect.signature(VideoDataModule.__init__).parameters if p != "self"]
+    assert base and set(base) <= set(data)
+    assert data["frames"] == 5 and data["eval_frames"] == 20 and data["num_train"] == 512
+    built = build("demo", "--data.init_args.frames=5", "--data.init_args.batch_size=3")
+    assert (built.datamodule.frames, built.datamodule.batch_size) == (5, 3)

@@ -11,12 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from tiny import tiny_run
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 from ucf101_corpus import fit_on_corpus
 
 from vidgen import MultiScaleHead, ShapesDataModule, VideoVAE
-from vidgen.cli import CONFIG_DIR, main
+from vidgen.cli import CONFIG_DIR
 from vidgen.models import LSTMCore, UpsampleDeconvHead, kl_divergence
 
 S = 16  # frame side of the tiny models
@@ -228,16 +229,7 @@ HEAD_SMALL = {
 
 
 def test_vae_demo_config_fast_dev_run(in_tmp):
-    cli = main(
-        [
-            "fit",
-            "--config",
-            str(CONFIG_DIR / "vae_demo.yaml"),
-            "--trainer.fast_dev_run=1",
-            "--data.init_args.batch_size=2",
-            "--data.init_args.num_workers=0",
-        ]
-    )
+    cli = tiny_run("fit", "vae_demo.yaml", "--trainer.fast_dev_run=1")
     assert cli.trainer.state.finished
     assert isinstance(cli.model, VideoVAE) and isinstance(cli.model.head, MultiScaleHead)
     assert cli.model.image_size == cli.datamodule.image_size == 32
@@ -274,19 +266,9 @@ def test_vae_configs_are_what_they_say():
 
 
 def test_vidgen_predict_returns_reconstructions_and_samples(in_tmp):
-    cli = main(
-        [
-            "predict",
-            "--config",
-            str(CONFIG_DIR / "vae_demo.yaml"),
-            "--trainer.limit_predict_batches=1",
-            "--trainer.logger=false",
-            "--data.init_args.batch_size=2",
-            "--data.init_args.num_workers=0",
-            "--data.init_args.num_test=2",
-        ]
-    )
-    (out,) = cli.trainer.predict_loop.predictions
+    cli = tiny_run("predict", "vae_demo.yaml", "--trainer.logger=false")
+    out = cli.trainer.predict_loop.predictions[0]
+    assert len(cli.trainer.predict_loop.predictions) == 2  # the tiny overlay's batch limit
     assert out["pred"].shape == out["samples"].shape == out["target"].shape == (2, 8, 3, 32, 32)
     folder = in_tmp / "runs" / "vae_demo" / "predictions"  # the config's PredictionWriter
     for index in out["index"].tolist():

@@ -1,13 +1,15 @@
-"""A tiny FramePredictor for tests: 16 px frames, VGG16 cut at pool2, narrow LSTM and head."""
+"""Tiny things for tests: a 16 px FramePredictor, packaged configs run through the tiny overlay."""
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any
 
 import torch
 
 from vidgen import FramePredictor
+from vidgen.cli import TINY, VidgenCLI, config_path, main
 from vidgen.models import LSTMCore, UpsampleDeconvHead
 
 
@@ -22,3 +24,13 @@ def tiny_predictor(hidden_size: int = 16, context_frames: int = 2, **kw: Any) ->
         context_frames=context_frames,
         **kw,
     )
+
+
+def tiny_args(config: str | os.PathLike, *overrides: str) -> list[str]:
+    """``--config <config> --config tiny.yaml <overrides>``: a packaged config's run, shrunk."""
+    return ["--config", str(config_path(config)), "--config", str(TINY), *overrides]
+
+
+def tiny_run(subcommand: str, config: str | os.PathLike, *overrides: str) -> VidgenCLI:
+    """``vidgen <subcommand>`` on a packaged config through the tiny overlay."""
+    return main([subcommand, *tiny_args(config, *overrides)])

@@ -240,23 +240,17 @@ def fit_on_corpus(folder: Path, config: str, *overrides: str) -> tuple[object, C
     """``vidgen fit --config <packaged config> --trainer.fast_dev_run=1`` on a small generated
     corpus in ``folder``, CPU-sized: 64 px frames, 2-clip batches, random VGG16 weights.
     ``overrides`` shrink what the config itself makes too large for 64 px (e.g. head kernels)."""
-    from vidgen.cli import CONFIG_DIR, main
+    from tiny import tiny_run
 
     corpus = make_corpus(folder / "UCF101", lengths=(16, 30))
-    cli = main(
-        [
-            "fit",
-            "--config",
-            str(CONFIG_DIR / config),
-            "--data.init_args.root",
-            str(corpus.root),
-            "--trainer.fast_dev_run=1",
-            "--data.init_args.image_size=64",
-            "--data.init_args.batch_size=2",
-            "--data.init_args.num_workers=0",
-            "--data.init_args.progress=false",
-            "--model.init_args.backbone_weights=null",
-            *overrides,
-        ]
+    cli = tiny_run(
+        "fit",
+        config,
+        f"--data.init_args.root={corpus.root}",
+        "--trainer.fast_dev_run=1",
+        "--data.init_args.image_size=64",
+        "--data.init_args.progress=false",
+        "--model.init_args.backbone_weights=null",
+        *overrides,
     )
     return cli, corpus

@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
@@ -148,25 +149,9 @@ class ShapesDataModule(VideoDataModule):
         video_length: int = 48,
         num_shapes: int = 2,
         seed: int = 0,
-        frames: int = 8,
-        eval_frames: int | None = None,
-        frame_skip: int = 0,
-        sampling: SamplingMode = "stride",
-        image_size: int = 64,
-        batch_size: int = 16,
-        num_workers: int | None = None,
-        clips_per_video: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            frames=frames,
-            eval_frames=eval_frames,
-            frame_skip=frame_skip,
-            sampling=sampling,
-            image_size=image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            clips_per_video=clips_per_video,
-        )
+        super().__init__(**kwargs)
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.video_length = video_length
         self.num_shapes = num_shapes

@@ -1,0 +1,64 @@
+"""What the benchmarks share: the results folder, timing, the environment line, results files.
+
+Scripts run as ``python benchmarks/<script>.py`` (this folder is then on ``sys.path``) with
+vidgen installed (``make venv``) or ``PYTHONPATH=.``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+"""Where every benchmark writes ``<name>.md`` (quoted in the docs) and ``<name>.json``."""
+
+T = TypeVar("T")
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    """``fn()`` and its wall time in seconds, the device's queued work included."""
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
+    """What a result depends on besides the code: versions, threads, CPU or GPU."""
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        **extra,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def write_results(path: Path, markdown: str, data: Any = None) -> None:
+    """Print ``markdown``; write it to ``path`` with suffix ``.md`` and ``data`` (if any) to
+    ``.json`` beside it."""
+    print(markdown)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".md").write_text(markdown)
+    written = [path.with_suffix(".md")]
+    if data is not None:
+        path.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+        written.append(path.with_suffix(".json"))
+    print("wrote " + " and ".join(str(p) for p in written))

@@ -215,24 +215,11 @@ def test_paper_configs_paint_frames_and_all_others_change_the_last_frame():
 
 @pytest.mark.parametrize("config", packaged_predictors())
 def test_packaged_predictors_start_at_copy_last(config):
-    from vidgen.cli import CONFIG_DIR, VidgenCLI
-    from vidgen.data import VideoDataModule
-    from vidgen.models.base import VideoModule
+    from vidgen.cli import build
 
     torch.manual_seed(0)
-    cli = VidgenCLI(
-        VideoModule,
-        VideoDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        run=False,
-        args=[
-            "--config",
-            str(CONFIG_DIR / config),
-            "--data.init_args.image_size=32",
-            "--model.init_args.backbone_weights=null",  # predictor.yaml asks for ImageNet
-        ],
-    )
+    overrides = ["--data.init_args.image_size=32", "--model.init_args.backbone_weights=null"]
+    cli = build(config, *overrides)  # (predictor.yaml asks for ImageNet weights)
     model = cli.model.eval()
     video = torch.rand(2, 6, 3, 32, 32)
     with torch.no_grad():

@@ -141,7 +141,7 @@ def loader_rate(loader, batches: int) -> tuple[float, float]:
 
 def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
     from vidgen.data import ucf101
-    from vidgen.data.datamodule import UCF101DataModule
+    from vidgen.data.ucf101 import UCF101DataModule
 
     def dm(verify: bool = False, frame_cache: bool = False):
         return UCF101DataModule(

@@ -1,6 +1,11 @@
 """vidgen: video prediction and generation with frozen VGG16 features, LSTMs and deconvolutions."""
 
-from vidgen.data import ShapesDataModule, UCF101DataModule, VideoDataModule
+from vidgen.data import (
+    ShapesDataModule,
+    UCF101DataModule,
+    VideoDataModule,
+    VideoFolderDataModule,
+)
 from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
 
 __all__ = [
@@ -10,6 +15,7 @@ __all__ = [
     "ShapesDataModule",
     "UCF101DataModule",
     "VideoDataModule",
+    "VideoFolderDataModule",
     "VideoVAE",
 ]
 __version__ = "0.1.0"

@@ -1,8 +1,8 @@
 """Video files: probing (frame count, fps, size), decoding (decord) and encoding (PyAV, Pillow).
 
 Decoding sits behind one small interface, :class:`FrameReader` (``read(path, indices, size)``
--> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is the implementation used by the
-datasets and another backend (PyAV, TorchCodec) can replace it. decord and av are imported inside
+-> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is one implementation, the PyAV and TorchCodec
+ones are in :mod:`vidgen.data.decoders`, which also picks one. decord and av are imported inside
 the functions that need them, so ``import vidgen`` works on a machine without them.
 
 decord 0.6.0 facts checked against frame-number-encoded videos (``tests/test_video.py``):
@@ -32,9 +32,13 @@ import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+
+Resize = Literal["crop", "pad"]
+"""How a frame becomes a square: ``crop`` (shorter side to the size, centre square kept) or
+``pad`` (longer side to the size, the rest filled with black: the aspect ratio is kept)."""
 
 
 class VideoError(RuntimeError):
@@ -65,24 +69,37 @@ def _decord():
         import decord
     except ImportError as err:  # pragma: no cover - exercised on machines without decord
         raise ImportError(
-            "decoding videos needs decord (pip install decord); vidgen imports it lazily"
+            "the decord decoder is not installed: pip install 'vidgen[decord]' (or choose "
+            "data.decoder: pyav, which needs nothing more)"
         ) from err
     return decord
 
 
-def decode_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    """Decode-time ``(width, height)``: the shorter side becomes ``size``, aspect kept."""
+def decode_size(
+    width: int, height: int, size: int | None, resize: Resize = "crop"
+) -> tuple[int, int]:
+    """Decode-time ``(width, height)``, aspect kept: the shorter side becomes ``size``
+    (``crop``) or the longer one does (``pad``)."""
     if size is None:
         return width, height
+    if resize == "pad":
+        scale = size / max(width, height)
+        return min(size, max(1, round(width * scale))), min(size, max(1, round(height * scale)))
     scale = size / min(width, height)
     return max(size, round(width * scale)), max(size, round(height * scale))
 
 
-def center_crop(frames: np.ndarray, size: int | None) -> np.ndarray:
-    """Centre square ``size`` x ``size`` of ``(S, H, W, C)`` frames."""
+def square(frames: np.ndarray, size: int | None, resize: Resize = "crop") -> np.ndarray:
+    """``(S, H, W, C)`` frames decoded at :func:`decode_size` -> ``(S, size, size, C)``: the
+    centre square (``crop``) or the frames centred on black (``pad``)."""
     if size is None:
         return frames
     h, w = frames.shape[1:3]
+    if resize == "pad":
+        top, left = (size - h) // 2, (size - w) // 2
+        out = np.zeros((len(frames), size, size, frames.shape[3]), frames.dtype)
+        out[:, top : top + h, left : left + w] = frames
+        return out
     top, left = (h - size) // 2, (w - size) // 2
     return frames[:, top : top + size, left : left + size]
 
@@ -216,10 +233,10 @@ class FrameReader(Protocol):
         size: int | None,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """Frames ``indices`` of ``path`` as uint8 ``(S, size, size, 3)``: the shorter side is
-        resized to ``size`` at decode time, then the centre square is kept (full frames when
-        ``size`` is None). ``shape`` is the source ``(width, height)`` when known.
-        Raises :class:`VideoError`."""
+        """Frames ``indices`` of ``path`` as uint8 ``(S, size, size, 3)``, resized at decode time
+        (:func:`decode_size`) and made square by the reader's ``resize`` rule (:func:`square`;
+        full frames when ``size`` is None). ``shape`` is the source ``(width, height)`` when
+        known. Raises :class:`VideoError`."""
 
 
 def _seekable(vr) -> bool:
@@ -235,11 +252,13 @@ class DecordReader:
     Keeps at most ``max_open`` readers open per process (default 1: an open decord reader that
     has decoded keeps polling on a thread, and with 8 idle readers open clip loading was 4x
     slower). A stream without timestamps (AVI with B-frames) is read forward from frame 0.
+    ``resize``: see :data:`Resize`.
     """
 
-    def __init__(self, max_open: int = 1, num_threads: int = 1) -> None:
+    def __init__(self, max_open: int = 1, num_threads: int = 1, resize: Resize = "crop") -> None:
         self.max_open = max_open
         self.num_threads = num_threads
+        self.resize = resize
         self._readers: OrderedDict[tuple, tuple] = OrderedDict()
         self._pid = os.getpid()
 
@@ -265,7 +284,7 @@ class DecordReader:
                 if header is None:
                     raise VideoError(f"{path}: cannot read the frame size")
                 shape = header[1:]
-            kwargs["width"], kwargs["height"] = decode_size(shape[0], shape[1], size)
+            kwargs["width"], kwargs["height"] = decode_size(shape[0], shape[1], size, self.resize)
         vr = decord.VideoReader(path, **kwargs)
         entry = (vr, _seekable(vr))
         while self._readers and len(self._readers) >= self.max_open:
@@ -296,7 +315,7 @@ class DecordReader:
             raise VideoError(f"{path}: frames {indices.tolist()} do not decode ({err})") from err
         if len(frames) != len(indices):
             raise VideoError(f"{path}: got {len(frames)} frames for {len(indices)} indices")
-        return np.ascontiguousarray(center_crop(frames, size))
+        return np.ascontiguousarray(square(frames, size, self.resize))
 
 
 def read_frames(path: str | os.PathLike, indices, size: int | None = None) -> np.ndarray:

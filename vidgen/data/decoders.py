@@ -134,7 +134,10 @@ def probe(path: str | os.PathLike, verify: bool = True, decoder: str | None = No
 
 
 def _packets(path: str) -> tuple[tuple[float, int, int, int], list[int | None]]:
-    """``((fps, width, height, frames promised), packet timestamps in decode order)``."""
+    """``((fps, width, height, frames promised), packet timestamps in decode order)``.
+
+    An AVI stream whose timestamps are out of decode order has B-frames: AVI stores no
+    presentation times, FFmpeg guesses them (see :func:`avi_with_b_frames`)."""
     import av
 
     with av.open(path) as container:
@@ -146,6 +149,23 @@ def _packets(path: str) -> tuple[tuple[float, int, int, int], list[int | None]]:
         info = (float(rate), int(ctx.width), int(ctx.height), int(stream.frames))
         table = [p.pts for p in container.demux(stream) if p.size]
     return info, table
+
+
+@functools.lru_cache(maxsize=1024)
+def avi_with_b_frames(path: str) -> bool:
+    """True for an AVI file with B-frames: decord cannot seek in it and TorchCodec 0.17 returns
+    wrong frames from it (frame 6 for 7), so both read it differently (checked on
+    frame-number-coded files, ``tests/test_decoders.py``)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if "avi" not in container.format.name.split(","):
+                return False
+        pts = _packets(path)[1]
+    except Exception:
+        return False
+    return None not in pts and pts != sorted(pts)
 
 
 class PyAVReader:
@@ -266,9 +286,9 @@ class TorchCodecReader:
     """:class:`~vidgen.data.video.FrameReader` on TorchCodec (``seek_mode="exact"``).
 
     Keeps the last ``max_open`` decoders open per process (per path and size). Resizing is
-    TorchCodec's decoder-side ``Resize`` (bilinear, after the RGB conversion). A file TorchCodec
-    fails on is read by :class:`PyAVReader` from then on (TorchCodec 0.17 cannot index AVI files
-    with B-frames: "no more frames left to decode").
+    TorchCodec's decoder-side ``Resize`` (bilinear, after the RGB conversion). AVI files with
+    B-frames (:func:`avi_with_b_frames`), and any file TorchCodec fails on, are read by
+    :class:`PyAVReader` instead.
     """
 
     def __init__(self, resize: Resize = "crop", max_open: int = 1) -> None:
@@ -323,7 +343,7 @@ class TorchCodecReader:
         """See :class:`~vidgen.data.video.FrameReader`."""
         indices = np.asarray(indices, dtype=np.int64)
         wanted, inverse = np.unique(indices, return_inverse=True)
-        if path in self._failed:
+        if path in self._failed or avi_with_b_frames(path):
             return self._pyav.read(path, indices, size, shape)
         try:
             decoder = self._decoder(path, size)

@@ -122,6 +122,14 @@ class VideoFileDataModule(VideoDataModule):
         except ImportError as err:
             raise ValueError(str(err)) from err
 
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets of ``stage``; ``predict`` builds what its DataLoader reads, when
+        it is asked for (every file for the folder module, the test split for UCF101)."""
+        if stage == "predict":
+            self.check_config()
+            return
+        super().setup(stage)
+
     def prepare_data(self) -> None:
         """Build the video index cache once (rank 0) so that the other ranks only read it."""
         self.check_config()

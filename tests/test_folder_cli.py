@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from test_callbacks import decoded_frames
 from ucf101_corpus import make_folder
 
@@ -50,3 +51,30 @@ def test_readme_commands_on_own_videos(in_tmp):
     assert decoded_frames(out / "000000_loose_pred.mp4") == 10
     assert decoded_frames(out / "000000_loose_compare.mp4") == 10  # 4 context + 6 with truth
     assert json.loads((out / "000000_loose_metrics.json").read_text())["truth_frames"] == 6
+
+
+def test_prediction_writer_limits_truth_to_the_real_frames(tmp_path):
+    """Three files: long enough, shorter than the clip, shorter than the context."""
+    from vidgen.callbacks import PredictionWriter
+
+    prediction = {
+        "context": torch.rand(3, 4, 3, 16, 16),
+        "target": torch.rand(3, 6, 3, 16, 16),
+        "pred": torch.rand(3, 6, 3, 16, 16),
+        "index": torch.tensor([0, 1, 2]),
+    }
+    batch = {"available": torch.tensor([10, 7, 3]), "path": ["a/long.mp4", "short.mkv", "x.avi"]}
+    writer = PredictionWriter(output_dir=str(tmp_path), format=["mp4", "gif"])
+    with pytest.warns(UserWarning, match="000002_x: the clip has 3 frames, fewer than the 4"):
+        writer.write_on_batch_end(None, None, prediction, None, batch, batch_idx=0)
+    assert not list(tmp_path.glob("000002_*"))
+    assert decoded_frames(tmp_path / "000000_long_compare.mp4") == 10
+    assert decoded_frames(tmp_path / "000001_short_compare.gif") == 7  # 4 + 3 with truth
+    assert decoded_frames(tmp_path / "000001_short_target.mp4") == 3
+    assert decoded_frames(tmp_path / "000001_short_pred.gif") == 6
+    metrics = json.loads((tmp_path / "000001_short_metrics.json").read_text())
+    assert metrics["truth_frames"] == 3 and metrics["source"] == "short.mkv"
+    mse = ((prediction["pred"][1, :3] - prediction["target"][1, :3]) ** 2).flatten(1).mean(1)
+    assert metrics["model"]["mse"] == pytest.approx(mse.tolist(), abs=1e-5)
+    with pytest.raises(ValueError, match="format"):
+        PredictionWriter(format=["mp4", "avi"])

@@ -30,6 +30,7 @@ import numpy as np
 from vidgen.data.video import (
     DecordReader,
     FrameReader,
+    OpenFiles,
     Resize,
     VideoError,
     VideoInfo,
@@ -293,45 +294,29 @@ class TorchCodecReader:
 
     def __init__(self, resize: Resize = "crop", max_open: int = 1) -> None:
         self.resize = resize
-        self.max_open = max_open
+        self._decoders = OpenFiles(max_open)
         self._pyav = PyAVReader(resize)
         self._failed: set[str] = set()  # files read by PyAV instead
-        self._decoders: OrderedDict[tuple, object] = OrderedDict()
-        self._pid = os.getpid()
 
-    def __getstate__(self) -> dict:  # open decoders never cross a process boundary
-        state = self.__dict__.copy()
-        state["_decoders"] = OrderedDict()
-        return state
-
-    def _decoder(self, path: str, size: int | None):
-        if self._pid != os.getpid():
-            self._decoders, self._pid = OrderedDict(), os.getpid()
-        key = (path, size)
-        if key in self._decoders:
-            self._decoders.move_to_end(key)
-            return self._decoders[key]
+    def _open(self, path: str, size: int | None, shape: tuple[int, int] | None):
         from torchcodec.decoders import VideoDecoder
 
         transforms = None
         if size is not None:
             from torchcodec.transforms import Resize as CodecResize
 
-            meta = VideoDecoder(path, seek_mode="approximate").metadata
-            width, height = decode_size(meta.width, meta.height, size, self.resize)
+            if shape is None:
+                meta = VideoDecoder(path, seek_mode="approximate").metadata
+                shape = (meta.width, meta.height)
+            width, height = decode_size(shape[0], shape[1], size, self.resize)
             transforms = [CodecResize(size=(height, width))]
-        decoder = VideoDecoder(
+        return VideoDecoder(
             path,
             seek_mode="exact",
             dimension_order="NHWC",
             num_ffmpeg_threads=1,
             transforms=transforms,
         )
-        while self._decoders and len(self._decoders) >= self.max_open:
-            self._decoders.popitem(last=False)
-        if self.max_open > 0:
-            self._decoders[key] = decoder
-        return decoder
 
     def read(
         self,
@@ -346,10 +331,10 @@ class TorchCodecReader:
         if path in self._failed or avi_with_b_frames(path):
             return self._pyav.read(path, indices, size, shape)
         try:
-            decoder = self._decoder(path, size)
+            decoder = self._decoders.get((path, size), lambda: self._open(path, size, shape))
             frames = decoder.get_frames_at(wanted.tolist()).data.numpy()[inverse]
         except Exception:
-            self._decoders.pop((path, size), None)
+            self._decoders.drop((path, size))
             frames = self._pyav.read(path, indices, size, shape)  # raises VideoError if bad
             self._failed.add(path)
             return frames

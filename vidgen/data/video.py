@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
 Resize = Literal["crop", "pad"]
 """How a frame becomes a square: ``crop`` (shorter side to the size, centre square kept) or
 ``pad`` (longer side to the size, the rest filled with black: the aspect ratio is kept)."""
@@ -246,6 +248,45 @@ def _seekable(vr) -> bool:
     return bool(np.all(starts >= 0) and np.all(np.diff(starts) > 0))
 
 
+class OpenFiles:
+    """The last ``max_open`` decoders a reader opened in this process, by key (LRU).
+
+    Open decoders never cross a process boundary: they are dropped when the reader is pickled
+    (sent to a DataLoader worker) and after a fork (dmlc/decord#294)."""
+
+    def __init__(self, max_open: int = 1) -> None:
+        self.max_open = max_open
+        self._open: OrderedDict = OrderedDict()
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:
+        return {"max_open": self.max_open}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_open"])
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def get(self, key: tuple, opener: Callable[[], T]) -> T:
+        """The decoder of ``key``, opened by ``opener()`` unless open already."""
+        if self._pid != os.getpid():  # forked: decoders opened by the parent are not ours
+            self.__init__(self.max_open)
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key]
+        value = opener()
+        while self._open and len(self._open) >= self.max_open:
+            self._open.popitem(last=False)
+        if self.max_open > 0:
+            self._open[key] = value
+        return value
+
+    def drop(self, key: tuple) -> None:
+        """Forget ``key``'s decoder (after it failed)."""
+        self._open.pop(key, None)
+
+
 class DecordReader:
     """:class:`FrameReader` on decord.
 
@@ -256,26 +297,15 @@ class DecordReader:
     """
 
     def __init__(self, max_open: int = 1, num_threads: int = 1, resize: Resize = "crop") -> None:
-        self.max_open = max_open
         self.num_threads = num_threads
         self.resize = resize
-        self._readers: OrderedDict[tuple, tuple] = OrderedDict()
-        self._pid = os.getpid()
-
-    def __getstate__(self) -> dict:  # open readers never cross a process boundary
-        state = self.__dict__.copy()
-        state["_readers"] = OrderedDict()
-        return state
+        self._readers = OpenFiles(max_open)
 
     def _reader(self, path: str, size: int | None, shape: tuple[int, int] | None) -> tuple:
         """``(decord reader, seekable)`` of ``path`` decoding at ``size`` (cached)."""
-        if self._pid != os.getpid():  # forked: readers opened by the parent are not ours
-            self._readers = OrderedDict()
-            self._pid = os.getpid()
-        key = (path, size)
-        if key in self._readers:
-            self._readers.move_to_end(key)
-            return self._readers[key]
+        return self._readers.get((path, size), lambda: self._open(path, size, shape))
+
+    def _open(self, path: str, size: int | None, shape: tuple[int, int] | None) -> tuple:
         decord = _decord()
         kwargs = {"ctx": decord.cpu(0), "num_threads": self.num_threads}
         if size is not None:
@@ -286,12 +316,7 @@ class DecordReader:
                 shape = header[1:]
             kwargs["width"], kwargs["height"] = decode_size(shape[0], shape[1], size, self.resize)
         vr = decord.VideoReader(path, **kwargs)
-        entry = (vr, _seekable(vr))
-        while self._readers and len(self._readers) >= self.max_open:
-            self._readers.popitem(last=False)
-        if self.max_open > 0:
-            self._readers[key] = entry
-        return entry
+        return vr, _seekable(vr)
 
     def read(
         self,
@@ -311,7 +336,7 @@ class DecordReader:
                 vr.seek(0)
                 frames = vr.get_batch(list(range(int(indices.max()) + 1))).asnumpy()[indices]
         except Exception as err:
-            self._readers.pop((path, size), None)
+            self._readers.drop((path, size))
             raise VideoError(f"{path}: frames {indices.tolist()} do not decode ({err})") from err
         if len(frames) != len(indices):
             raise VideoError(f"{path}: got {len(frames)} frames for {len(indices)} indices")

@@ -9,7 +9,9 @@ files, 320x240, 25 fps, 2-10 s, panning textures) in one run, and report:
   (shorter side resized to 112 and centre crop on both sides; vidgen resizes at decode time,
   torchvision decodes full frames and resizes in its transform);
 - vidgen with ``frame_cache=True``: the one-time build (every video decoded into the cache under
-  ``~/.cache/vidgen``, deleted first), its size on disk and the clips/s read from it.
+  ``~/.cache/vidgen``, deleted first), its size on disk and the clips/s read from it;
+- vidgen per decoder (``data.decoder``: decord, torchcodec, pyav; those installed): clips/s
+  decoding every clip, same loader settings (``--decoders-only`` measures just this).
 
 torchvision 0.28+ decodes through TorchCodec, which needs the system's FFmpeg libraries. When
 ``import torchcodec`` or its decoder fails, the setup says so and installs them
@@ -17,6 +19,7 @@ torchvision 0.28+ decodes through TorchCodec, which needs the system's FFmpeg li
 skips that and benchmarks vidgen alone.
 
     python benchmarks/bench_ucf101.py [--videos 288] [--root /tmp/vidgen_bench_ucf101]
+    python benchmarks/bench_ucf101.py --decoders-only   # -> results/decoders_cpu.md
 """
 
 from __future__ import annotations
@@ -139,23 +142,29 @@ def loader_rate(loader, batches: int) -> tuple[float, float]:
     return t1 - t0, clips / (t2 - t1)
 
 
+def vidgen_module(root: Path, workers: int, batch_size: int, **kwargs):
+    """The benchmarked UCF101DataModule: 8-frame clips at 112 px, ``workers`` everywhere."""
+    from vidgen.data.ucf101 import UCF101DataModule
+
+    return UCF101DataModule(
+        str(root),
+        frames=8,
+        frame_skip=0,
+        image_size=112,
+        batch_size=batch_size,
+        num_workers=workers,
+        index_workers=workers,
+        progress=False,
+        **kwargs,
+    )
+
+
 def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
     from vidgen.data import ucf101
-    from vidgen.data.datamodule import UCF101DataModule
 
     def dm(verify: bool = False, frame_cache: bool = False):
-        return UCF101DataModule(
-            str(root),
-            frames=8,
-            frame_skip=0,
-            image_size=112,
-            batch_size=batch_size,
-            num_workers=workers,
-            index_workers=workers,
-            val_fraction=0.1,
-            verify_videos=verify,
-            frame_cache=frame_cache,
-            progress=False,
+        return vidgen_module(
+            root, workers, batch_size, verify_videos=verify, frame_cache=frame_cache
         )
 
     def cold(verify: bool) -> float:
@@ -187,6 +196,69 @@ def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeat
     out["cache_bytes"] = sum(f.stat().st_size for f in cache.rglob("*.npy"))
     out["cache_first"], out["cache_rate"] = loader_rate(module.train_dataloader(), 5 * batches)
     return out
+
+
+def bench_decoders(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
+    """Clips/s of vidgen's UCF101DataModule decoding every clip, per installed decoder: the
+    median of ``repeats`` rounds, the decoders taking turns within each round (load drifts)."""
+    from vidgen.data.decoders import DECODERS, installed
+
+    rounds: dict[str, list] = {d: [] for d in DECODERS if installed(d)}
+    for r in range(repeats):
+        for decoder, runs in rounds.items():
+            module = vidgen_module(root, workers, batch_size, decoder=decoder)
+            module.setup("fit")
+            runs.append(loader_rate(module.train_dataloader(), batches))
+            say(f"  round {r}, {decoder}: {runs[-1][1]:.1f} clips/s")
+    return {
+        d: tuple(float(np.median(v)) for v in zip(*runs, strict=True)) for d, runs in rounds.items()
+    }
+
+
+def reader_ms(files: list[Path], clips: int = 60, repeats: int = 3) -> dict[str, float]:
+    """ms per 8-frame clip (stride 2, random start) at 112 px in one process, per decoder's
+    reader (no DataLoader): the median of ``repeats`` rounds, decoders taking turns."""
+    from vidgen.data.decoders import DECODERS, installed, make_reader, probe
+
+    infos = {f: probe(f, verify=False) for f in files[:clips]}
+    times: dict[str, list[float]] = {d: [] for d in DECODERS if installed(d)}
+    for r in range(repeats):
+        for decoder, runs in times.items():
+            reader, rng = make_reader(decoder), np.random.default_rng(r)
+            t0 = time.perf_counter()
+            for f, info in infos.items():
+                start = int(rng.integers(0, info.frames - 15))
+                reader.read(str(f), np.arange(start, start + 16, 2), 112, (info.width, info.height))
+            runs.append((time.perf_counter() - t0) / len(infos) * 1000)
+    return {d: float(np.median(v)) for d, v in times.items()}
+
+
+def write_decoders(args, files, rates: dict, load: tuple[float, float], ms: dict) -> None:
+    versions = {"decord": "decord", "torchcodec": "torchcodec", "pyav": "av"}
+    lines = [
+        "# Clips/s per decoder (`data.decoder`), CPU",
+        "",
+        f"Corpus: {len(files)} generated mpeg4 .avi videos in the UCF101 layout, 320x240, 25 fps, "
+        f"2-10 s. Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
+        f"UCF101DataModule, DataLoader with {args.workers} workers, batch {args.batch_size}, "
+        f"8-frame clips at 112x112, {args.batches} batches timed after the first, every clip "
+        f"decoded (no frame cache); median of {args.repeats} rounds, the decoders taking turns "
+        f"in each. Last column: one process, no DataLoader, a new file each clip (what a "
+        f"worker does), median of 3 rounds over 60 files. 1-minute load average "
+        f"{load[0]:.1f} before / {load[1]:.1f} "
+        "after (other jobs shared the cores).",
+        "",
+        "| decoder | version | first batch (s) | clips/s | ms a clip, one process |",
+        "|---|---|---|---|---|",
+    ]
+    for decoder, (first, rate) in rates.items():
+        version = __import__(versions[decoder]).__version__
+        lines.append(f"| {decoder} | {version} | {first:.2f} | {rate:.1f} | {ms[decoder]:.1f} |")
+    text = "\n".join([*lines, ""])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    say(text)
+    say(f"written to {args.out}")
 
 
 def _collate_tv(items):
@@ -269,9 +341,18 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="index builds timed (median)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "ucf101_cpu.md")
     parser.add_argument("--no-install", action="store_true")
+    parser.add_argument("--decoders-only", action="store_true", help="clips/s per decoder only")
     args = parser.parse_args(argv)
 
     _, files = make(args.root, args.videos, args.workers)
+    if args.decoders_only:
+        if args.out == parser.get_default("out"):
+            args.out = HERE / "results" / "decoders_cpu.md"
+        load_before = os.getloadavg()[0]
+        rates = bench_decoders(args.root, args.workers, args.batches, args.batch_size, args.repeats)
+        ms = reader_ms(files)
+        write_decoders(args, files, rates, (load_before, os.getloadavg()[0]), ms)
+        return
     seconds = [0.0]
     import decord
 
@@ -287,6 +368,9 @@ def main(argv=None) -> None:
     say(f"decord strategies (ms/clip): {strategies}")
     ours = bench_vidgen(args.root, args.workers, args.batches, args.batch_size, args.repeats)
     say(f"vidgen: {ours}")
+    ours["decoders"] = bench_decoders(
+        args.root, args.workers, args.batches, args.batch_size, args.repeats
+    )
     tv = None
     if have_tv:
         tv = bench_torchvision(args.root, args.workers, args.batches, args.batch_size, args.repeats)
@@ -348,6 +432,9 @@ def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> 
         f"| {ratio(ours['cache_rate'], tv['rate'] if tv else 0, faster_is_smaller=False)} |",
         "",
         "Targets: index build >= 10x faster, clip throughput >= 2x higher.",
+        "",
+        "clips/s per decoder, decoding every clip (same loader): "
+        + ", ".join(f"{d} {rate:.1f}" for d, (_first, rate) in ours["decoders"].items()),
         "",
         "decord, ms per 8-frame clip (stride 2) at 112 px on these AVI files (one process):",
         "",

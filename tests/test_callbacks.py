@@ -67,10 +67,12 @@ def test_prediction_writer_names_and_frame_counts(tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [
         "000010_compare.gif",
+        "000010_metrics.json",
         "000010_pred.gif",
         "000010_samples.gif",
         "000010_target.gif",
         "000011_compare.gif",
+        "000011_metrics.json",
         "000011_pred.gif",
         "000011_samples.gif",
         "000011_target.gif",

@@ -10,9 +10,11 @@ import pytest
 import torch
 from ucf101_corpus import CLASSES, dm_for, frame_numbers, make_corpus, read_number
 
+import vidgen.data.index
 from vidgen.data import ucf101
-from vidgen.data.datamodule import UCF101DataModule
+from vidgen.data.index import VideoIndex
 from vidgen.data.sampling import clip_indices
+from vidgen.data.ucf101 import UCF101DataModule
 
 # ------------------------------------------------------------------------------ split files
 
@@ -165,7 +167,7 @@ def test_index_is_cached_and_refreshed_by_size_and_mtime(own_corpus):
     dm.setup("fit")
     cache = own_corpus / "UCF-101" / ucf101.INDEX_FILE
     assert cache.is_file()
-    index = ucf101.VideoIndex(own_corpus / "UCF-101", progress=False)
+    index = VideoIndex(own_corpus / "UCF-101", progress=False)
     files = sorted((own_corpus / "UCF-101").glob("*/*.avi"))
     index.update(files)
     assert index.probed == 0
@@ -173,20 +175,20 @@ def test_index_is_cached_and_refreshed_by_size_and_mtime(own_corpus):
     index.update(files)
     assert index.probed == 1
     files[1].write_bytes(files[1].read_bytes()[:-100])
-    index = ucf101.VideoIndex(own_corpus / "UCF-101", progress=False)
+    index = VideoIndex(own_corpus / "UCF-101", progress=False)
     index.update(files)
     assert index.probed == 1
     header_only = sum(info.get("verified") is False for info in index.update(files).values())
     assert header_only > len(files) // 2
-    verified = ucf101.VideoIndex(own_corpus / "UCF-101", progress=False, verify=True)
+    verified = VideoIndex(own_corpus / "UCF-101", progress=False, verify=True)
     infos = verified.update(files)
     assert verified.probed == header_only  # header-only entries get decoded once
     assert all(info.get("verified", "error" in info) for info in infos.values())
-    assert ucf101.VideoIndex(own_corpus / "UCF-101", verify=True).update(files) == infos
+    assert VideoIndex(own_corpus / "UCF-101", verify=True).update(files) == infos
 
 
 def test_read_only_root_puts_the_index_in_the_cache_dir(own_corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(ucf101, "_writable", lambda directory: False)
+    monkeypatch.setattr(vidgen.data.index, "_writable", lambda directory: False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     dm = dm_for(own_corpus)
     dm.setup("fit")
@@ -199,8 +201,8 @@ def test_read_only_root_puts_the_index_in_the_cache_dir(own_corpus, tmp_path, mo
 
 def test_index_built_in_parallel_matches_serial(own_corpus, tmp_path):
     files = sorted((own_corpus / "UCF-101").glob("*/*.avi"))
-    one = ucf101.VideoIndex(own_corpus / "UCF-101", tmp_path / "a", workers=1, progress=False)
-    two = ucf101.VideoIndex(own_corpus / "UCF-101", tmp_path / "b", workers=2, progress=True)
+    one = VideoIndex(own_corpus / "UCF-101", tmp_path / "a", workers=1, progress=False)
+    two = VideoIndex(own_corpus / "UCF-101", tmp_path / "b", workers=2, progress=True)
     assert one.update(files) == two.update(files)
 
 

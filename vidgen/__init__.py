@@ -1,6 +1,12 @@
 """vidgen: video prediction and generation with frozen VGG16 features, LSTMs and deconvolutions."""
 
-from vidgen.data import ShapesDataModule, TexturedDataModule, UCF101DataModule, VideoDataModule
+from vidgen.data import (
+    ShapesDataModule,
+    TexturedDataModule,
+    UCF101DataModule,
+    VideoDataModule,
+    VideoFolderDataModule,
+)
 from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "TexturedDataModule",
     "UCF101DataModule",
     "VideoDataModule",
+    "VideoFolderDataModule",
     "VideoVAE",
 ]
 __version__ = "0.1.0"

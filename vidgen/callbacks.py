@@ -23,7 +23,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch import Tensor
 
 from vidgen.data.video import write_video
-from vidgen.evaluation import METRICS, SOURCES, format_table, horizon_rows, plot_horizons
+from vidgen.evaluation import (
+    METRICS,
+    SOURCES,
+    format_table,
+    frame_metrics,
+    horizon_rows,
+    plot_horizons,
+)
 from vidgen.evaluation import results_to_json as to_json
 
 VideoFormat = Literal["gif", "mp4"]
@@ -229,39 +236,57 @@ class SampleVideos(L.Callback):
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes what ``vidgen predict`` returns as video files, one per item and key.
+    """Writes what ``vidgen predict`` returns as video files and per-frame metrics.
 
     For each float video ``(B, T, C, H, W)`` in [0, 1] among ``context``, ``target``, ``pred``
-    (FramePredictor) and ``samples`` (VideoVAE) it writes ``{index:06d}_{key}.{format}``, where
-    ``index`` is the item's dataset index (``prediction["index"]``); rows past the indices (e.g.
-    more prior samples than clips) are named ``batch{b:05d}_{row:03d}_{key}``. With both
-    ``target`` and ``pred`` it also writes ``{index:06d}_compare.gif``: (context + target) |
-    (context + pred) side by side. ``output_dir`` defaults to ``<run dir>/predictions``.
+    (FramePredictor: ``pred`` is the continuation) and ``samples`` (VideoVAE) it writes
+    ``{name}_{key}.{fmt}`` for each of ``format`` (one format or a list). ``name`` is the item's
+    dataset index (``prediction["index"]``, ``{index:06d}``), followed by the source file's stem
+    when the batch names one (``batch["path"]``, :class:`~vidgen.data.VideoFolderDataModule`);
+    rows past the indices (e.g. more prior samples than clips) are named
+    ``batch{b:05d}_{row:03d}``. With both ``target`` and ``pred`` it also writes
+    ``{name}_compare.{fmt}`` (and always a GIF): (context + target) | (context + pred) side by
+    side, and ``{name}_metrics.json``: MSE, PSNR and SSIM of each predicted frame, with the
+    copy-last-frame baseline's beside them.
+
+    A batch that says how many of a clip's frames are real (``batch["available"]``: a file
+    shorter than the clip, padded with its last frame) limits ``target``, the comparison and
+    the metrics to those frames; a file with fewer frames than the context is skipped with a
+    warning. ``output_dir`` defaults to ``<run dir>/predictions``.
     """
 
     VIDEO_KEYS = ("context", "target", "pred", "samples")
 
     def __init__(
-        self, output_dir: str | None = None, format: VideoFormat = "mp4", fps: int = 4
+        self,
+        output_dir: str | None = None,
+        format: VideoFormat | list[VideoFormat] = "mp4",
+        fps: int = 4,
     ) -> None:
         super().__init__(write_interval="batch")
-        if format not in ("gif", "mp4"):
-            raise ValueError(f"format must be 'gif' or 'mp4', got {format!r}")
+        self.formats = (format,) if isinstance(format, str) else tuple(format)
+        if not self.formats or any(f not in ("gif", "mp4") for f in self.formats):
+            raise ValueError(f"format must be 'gif', 'mp4' or a list of them, got {format!r}")
         self.output_dir = output_dir
-        self.format = format
         self.fps = fps
 
     def folder(self, trainer: L.Trainer) -> Path:
         return Path(self.output_dir) if self.output_dir else run_dir(trainer) / "predictions"
 
     @staticmethod
-    def names(prediction: dict[str, Any], rows: int, batch_idx: int) -> list[str]:
+    def names(prediction: dict[str, Any], rows: int, batch_idx: int, batch: Any = None) -> list:
         index = prediction.get("index")
         index = [] if index is None else torch.as_tensor(index).flatten().tolist()
+        paths = batch.get("path") if isinstance(batch, dict) else None
+        stems = [f"_{Path(p).stem}" for p in paths] if paths else [""] * len(index)
         return [
-            f"{index[r]:06d}" if r < len(index) else f"batch{batch_idx:05d}_{r:03d}"
+            f"{index[r]:06d}{stems[r]}" if r < len(index) else f"batch{batch_idx:05d}_{r:03d}"
             for r in range(rows)
         ]
+
+    def write(self, path: Path, frames: np.ndarray, formats: Sequence[str]) -> None:
+        for fmt in dict.fromkeys(formats):
+            write_video(path.with_suffix(f".{fmt}"), frames, self.fps)
 
     def write_on_batch_end(
         self,
@@ -282,17 +307,63 @@ class PredictionWriter(BasePredictionWriter):
             for k, v in prediction.items()
             if k in self.VIDEO_KEYS and torch.is_tensor(v) and v.is_floating_point() and v.ndim == 5
         }
+        context = videos.get("context")
+        seen = 0 if context is None else context.shape[1]
+        available = batch.get("available") if isinstance(batch, dict) else None
+        truth: list[int | None] = [None] * max((len(v) for v in videos.values()), default=0)
+        for i, frames in enumerate([] if available is None else available.tolist()):
+            truth[i] = int(frames) - seen  # predicted frames that have a true frame
+        names = self.names(prediction, len(truth), batch_idx, batch)
+        skipped = {i for i, steps in enumerate(truth) if steps is not None and steps < 0}
+        for i in sorted(skipped):
+            rank_zero_warn(
+                f"{names[i]}: the clip has {truth[i] + seen} frames, fewer than the "
+                f"{seen} context frames the model needs; nothing written for it (lower "
+                "data.frame_skip, or use a longer video)"
+            )
         for key, video in videos.items():
-            for name, clip in zip(
-                self.names(prediction, len(video), batch_idx), video, strict=True
-            ):
-                write_video(folder / f"{name}_{key}.{self.format}", side_by_side(clip), self.fps)
+            for i, clip in enumerate(video):
+                if i not in skipped:
+                    clip = clip[: truth[i]] if key == "target" else clip
+                    if len(clip):
+                        self.write(folder / f"{names[i]}_{key}", side_by_side(clip), self.formats)
         if "target" in videos and "pred" in videos:
-            target, pred, context = videos["target"], videos["pred"], videos.get("context")
-            for i, name in enumerate(self.names(prediction, len(target), batch_idx)):
-                truth = target[i] if context is None else torch.cat([context[i], target[i]])
-                guess = pred[i] if context is None else torch.cat([context[i], pred[i]])
-                write_video(folder / f"{name}_compare.gif", side_by_side(truth, guess), self.fps)
+            for i in range(len(videos["target"])):
+                steps = truth[i] if truth[i] is not None else videos["target"].shape[1]
+                if i in skipped:
+                    continue
+                target, pred = videos["target"][i, :steps], videos["pred"][i, :steps]
+                if steps and context is not None:
+                    joined = side_by_side(
+                        torch.cat([context[i], target]), torch.cat([context[i], pred])
+                    )
+                    self.write(folder / f"{names[i]}_compare", joined, (*self.formats, "gif"))
+                elif steps:
+                    self.write(folder / f"{names[i]}_compare", side_by_side(target, pred), ("gif",))
+                last = None if context is None else context[i, -1:]
+                metrics = frame_metrics_json(pred, target, last)
+                metrics["source"] = (
+                    batch["path"][i] if isinstance(batch, dict) and "path" in batch else None
+                )
+                metrics["context_frames"] = seen
+                metrics["predicted_frames"] = videos["pred"].shape[1]
+                path = folder / f"{names[i]}_metrics.json"
+                path.write_text(json.dumps(metrics, indent=2))
+
+
+def frame_metrics_json(pred: Tensor, target: Tensor, last: Tensor | None) -> dict[str, Any]:
+    """Per-frame MSE, PSNR and SSIM of ``pred`` against ``target`` (``(T, C, H, W)``), and of
+    the copy-last-frame baseline (``last``, ``(1, C, H, W)``) when given, as lists."""
+    out: dict[str, Any] = {"truth_frames": len(target)}
+    if not len(target):
+        return out
+    sources = {"model": pred}
+    if last is not None:
+        sources["copy_last"] = last.expand_as(target)
+    for source, video in sources.items():
+        values = frame_metrics(video[None].float(), target[None].float())
+        out[source] = {name: [round(float(v), 6) for v in values[name][0]] for name in METRICS}
+    return out
 
 
 class LoggerSaveConfigCallback(SaveConfigCallback):

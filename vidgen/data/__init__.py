@@ -1,17 +1,16 @@
-"""Data: clip sampling, the embedded shapes dataset, UCF101 and the LightningDataModules.
+"""Data: clip sampling, the embedded shapes dataset, video files (UCF101, any folder) and the
+LightningDataModules.
 
-``vidgen.data.video`` (decord/PyAV) is not imported here: it loads them lazily.
+The decoders (decord, TorchCodec, PyAV) are imported lazily, when a video is first read.
 """
 
-from vidgen.data.datamodule import (
-    ShapesDataModule,
-    TexturedDataModule,
-    UCF101DataModule,
-    VideoDataModule,
-)
+from vidgen.data.datamodule import ShapesDataModule, TexturedDataModule, VideoDataModule
+from vidgen.data.files import VideoFileDataModule
+from vidgen.data.folder import VideoFolderDataModule
 from vidgen.data.sampling import ClipSampler, clip_indices
 from vidgen.data.shapes import ShapesVideos
 from vidgen.data.textured import TexturedVideos
+from vidgen.data.ucf101 import UCF101DataModule
 
 __all__ = [
     "ClipSampler",
@@ -21,5 +20,7 @@ __all__ = [
     "TexturedVideos",
     "UCF101DataModule",
     "VideoDataModule",
+    "VideoFileDataModule",
+    "VideoFolderDataModule",
     "clip_indices",
 ]

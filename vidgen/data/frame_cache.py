@@ -2,16 +2,16 @@
 
 decord spends about 5 ms on an 8-frame clip of a 320x240 UCF101-style AVI (open, seek to the
 keyframe, decode forward, resize), whatever the clip's size; that caps a DataLoader worker near
-200 clips/s. With ``UCF101DataModule(frame_cache=True)`` every video is decoded once, by decord
-with the same resize and centre crop as the clip reader, into a uint8 ``(frames, S, S, 3)``
-``.npy`` file; a clip is then a copy of its frames out of a memory map (pixel-identical to what
-decord returns). The price is disk: ``3 * S * S`` bytes a frame (12 KB at 64 px, 37 KB at
-112 px; all of UCF101's ~2.5 million frames take ~30 GB at 64 px), checked against the free
-space before anything is written.
+200 clips/s. With ``frame_cache=True`` (any :class:`~vidgen.data.files.VideoFileDataModule`)
+every video is decoded once, by the clip reader itself (same decoder, resize and crop), into a
+uint8 ``(frames, S, S, 3)`` ``.npy`` file; a clip is then a copy of its frames out of a memory
+map (pixel-identical to what the reader returns). The price is disk: ``3 * S * S`` bytes a
+frame (12 KB at 64 px, 37 KB at 112 px; all of UCF101's ~2.5 million frames take ~30 GB at
+64 px), checked against the free space before anything is written.
 
 Files are stamped with their source's size and mtime in ``manifest.json``: a changed video is
 decoded again, an unchanged one never. A video that fails to decode is recorded and read by the
-fallback reader (decord) during the epoch, where the dataset's failure handling applies.
+fallback reader (the decoder) during the epoch, where the dataset's failure handling applies.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from vidgen.data.decoders import make_reader
 from vidgen.data.parallel import process_map
-from vidgen.data.video import DecordReader, FrameReader, VideoError, VideoInfo
+from vidgen.data.video import FrameReader, VideoError, VideoInfo
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 VERSION = 1
-CHUNK = 128  # frames decoded per decord call while building
+CHUNK = 128  # frames decoded per reader call while building
 SAVE_EVERY = 64  # videos decoded between two manifest saves
 
 
@@ -43,10 +44,10 @@ def frame_bytes(image_size: int) -> int:
     return 3 * image_size * image_size
 
 
-def _decode_job(job: tuple[str, str, int, int, int, int]) -> tuple[str, str | None]:
+def _decode_job(job: tuple) -> tuple[str, str | None]:
     """Decode one video into its cache file -> ``(source, None)`` or ``(source, error)``."""
-    source, target, frames, width, height, size = job
-    reader = DecordReader()
+    source, target, frames, width, height, size, make = job
+    reader = make()
     tmp = None
     try:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,8 @@ class FrameCache:
     """Decoded uint8 frames of the videos under ``video_dir`` at ``image_size``, in ``directory``.
 
     ``build(videos)`` decodes the missing and stale ones in ``workers`` processes (with a tqdm
-    bar) and returns ``{source path: cache file}`` for every video that decoded.
+    bar) and returns ``{source path: cache file}`` for every video that decoded. ``reader``
+    makes the (picklable) reader that decodes.
     """
 
     def __init__(
@@ -80,8 +82,10 @@ class FrameCache:
         image_size: int,
         workers: int | None = None,
         progress: bool = True,
+        reader: Callable[[], FrameReader] = make_reader,
     ) -> None:
         self.directory = Path(directory)
+        self.reader = reader
         self.video_dir = Path(video_dir)
         self.image_size = image_size
         self.workers = workers
@@ -126,7 +130,9 @@ class FrameCache:
             fresh = cached is not None and all(cached.get(k) == v for k, v in stamps[key].items())
             if fresh and ("error" in cached or target.is_file()):
                 continue
-            jobs.append((source, str(target), info.frames, info.width, info.height, size))
+            jobs.append(
+                (source, str(target), info.frames, info.width, info.height, size, self.reader)
+            )
         self.decoded = len(jobs)
         if jobs:
             self._check_space(sum(job[2] for job in jobs))
@@ -147,7 +153,7 @@ class FrameCache:
                 files[source] = str(self._target(key))
         if failed:
             log.warning(
-                "frame cache: %d videos did not decode and are read with decord instead "
+                "frame cache: %d videos did not decode and are read by the decoder instead "
                 "(first: %s)",
                 len(failed),
                 failed[0],
@@ -173,7 +179,7 @@ class FrameCache:
                 f"the frame cache needs {needed / gib:.1f} GiB for {frames} frames at "
                 f"{self.image_size} px but {self.directory} has {free / gib:.1f} GiB free: set "
                 "data.cache_dir to a larger disk, lower data.image_size, or set "
-                "data.frame_cache=false to decode every clip with decord",
+                "data.frame_cache=false to decode every clip",
             )
 
 
@@ -181,14 +187,14 @@ class CachedReader:
     """:class:`~vidgen.data.video.FrameReader` over a frame cache.
 
     ``files`` maps source paths to cache files made at ``image_size``; a video it lacks (or a
-    read at another size) goes to ``fallback()`` (decord by default).
+    read at another size) goes to ``fallback()`` (the default decoder unless given).
     """
 
     def __init__(
         self,
         files: Mapping[str, str],
         image_size: int,
-        fallback: Callable[[], FrameReader] = DecordReader,
+        fallback: Callable[[], FrameReader] = make_reader,
     ) -> None:
         self.files = dict(files)
         self.image_size = image_size

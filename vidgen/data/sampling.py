@@ -97,6 +97,15 @@ def clip_indices(
     return (lo + local).astype(np.int64)
 
 
+def head_indices(num_frames: int, frames: int, frame_skip: int = 0) -> tuple[np.ndarray, int]:
+    """The first ``frames`` frame numbers from frame 0 at stride ``frame_skip + 1`` (clamped to
+    the last frame) and how many of them are in the video."""
+    stride = frame_skip + 1
+    wanted = np.arange(frames, dtype=np.int64) * stride
+    available = min(frames, (num_frames - 1) // stride + 1)
+    return np.minimum(wanted, num_frames - 1), available
+
+
 def training_rng() -> np.random.Generator:
     """A Generator seeded from torch's global RNG, which Lightning seeds per DataLoader worker."""
     import torch

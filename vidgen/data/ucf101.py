@@ -1,4 +1,4 @@
-"""UCF101: split files, the cached video index and the clip Dataset.
+"""UCF101: its split files, class index and groups, and ``UCF101DataModule``.
 
 Layout (as extracted from the official archives)::
 
@@ -14,36 +14,17 @@ case-insensitively; paths are resolved case-insensitively too (the lists and fil
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.data import Dataset
-
-from vidgen.data.parallel import process_map
-from vidgen.data.sampling import ClipSampler
-from vidgen.data.video import (
-    DecordReader,
-    FrameReader,
-    VideoError,
-    VideoInfo,
-    avi_header,
-    probe_video,
-)
-
-log = logging.getLogger(__name__)
+from vidgen.data.files import Listing, VideoFileDataModule
 
 LIST_DIR = "ucfTrainTestlist"
 VIDEO_DIR = "UCF-101"
-INDEX_FILE = ".vidgen_ucf101_index.json"
-INDEX_VERSION = 1
+INDEX_FILE = ".vidgen_ucf101_index.json"  # the index beside the videos (VideoFileDataModule)
 FOLDS = (1, 2, 3)
 _GROUP = re.compile(r"_g(\d+)_c(\d+)", re.IGNORECASE)
 
@@ -174,222 +155,76 @@ def resolve_paths(video_dir: Path, rel_paths: Iterable[str]) -> dict[str, Path |
     return {rel: by_lower.get(rel.lower()) for rel in rel_paths}
 
 
-# ------------------------------------------------------------------------------ video index
+# ------------------------------------------------------------------------------ data module
 
 
-def _probe_one(path: str, verify: bool = True) -> tuple[str, dict]:
-    """Probe one file -> (path, info dict or {"error": message}); ``verify``: decode-check."""
-    try:
-        return path, {**probe_video(path, verify=verify).to_dict(), "verified": verify}
-    except VideoError as err:
-        return path, {"error": str(err)}
-    except Exception as err:  # anything else is still a bad file, never a crash
-        return path, {"error": f"{path}: {type(err).__name__}: {err}"}
+class UCF101DataModule(VideoFileDataModule):
+    """UCF101 clips from the official archives, with the official folds.
 
+    ``root`` holds ``UCF-101/`` (class folders of ``v_<Class>_gXX_cYY.avi``) and
+    ``ucfTrainTestlist/`` (``classInd.txt``, ``trainlist0{1,2,3}.txt``, ``testlist0{1,2,3}.txt``);
+    class folders directly in ``root`` work too. ``train`` is the fold's train list minus the
+    validation groups, ``val`` those groups (no group is in both), ``test`` the fold's test list.
+    Index, decoder, frame cache and bad-file handling: :class:`VideoFileDataModule`.
 
-def _writable(directory: Path) -> bool:
-    """True when a file can be created in ``directory`` (tried, not guessed from mode bits)."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".vidgen_probe_"):
-            return True
-    except OSError:
-        return False
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidgen"
-
-
-def dir_key(video_dir: Path) -> str:
-    """A short hash of a folder's absolute path: names its caches kept outside it."""
-    import hashlib
-
-    return hashlib.sha1(str(video_dir.resolve()).encode()).hexdigest()[:16]
-
-
-def index_file(video_dir: Path, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the index of ``video_dir`` lives: beside the data, else in the cache dir."""
-    if cache_dir is None and _writable(video_dir):
-        return video_dir / INDEX_FILE
-    return Path(cache_dir or default_cache_dir()) / f"ucf101_index_{dir_key(video_dir)}.json"
-
-
-class VideoIndex:
-    """Cached ``path -> VideoInfo`` (or error) for the files of one video directory.
-
-    Entries are keyed by the path relative to ``video_dir`` and stamped with the file's size and
-    mtime; a changed file is probed again, an unchanged one never. ``verify=False`` (default)
-    reads complete AVI files from their headers in this process (about 0.05 ms a file) and
-    decodes only the others; ``verify=True`` decodes the last frames of every file. Decoding
-    probes run in ``workers`` processes with a tqdm progress bar; the cache file is rewritten
-    atomically.
+    Args:
+        root: the UCF101 folder.
+        fold: official split 1, 2 or 3.
+        val_fraction: share of the train list's groups (``gXX``) held out for validation.
+        frame_skip: k, source frames dropped between two kept frames (default 1 here).
+        **kwargs: the :class:`VideoFileDataModule` arguments.
     """
+
+    name = "ucf101"
 
     def __init__(
         self,
-        video_dir: str | os.PathLike,
-        cache_dir: str | os.PathLike | None = None,
-        workers: int | None = None,
-        progress: bool = True,
-        verify: bool = False,
+        root: str,
+        fold: int = 1,
+        val_fraction: float = 0.1,
+        frame_skip: int = 1,
+        **kwargs,
     ) -> None:
-        self.video_dir = Path(video_dir)
-        self.verify = verify
-        self.file = index_file(self.video_dir, cache_dir)
-        self.workers = workers
-        self.progress = progress
-        self.entries: dict[str, dict] = self._load()
-        self.probed = 0  # files probed by the last update (0 = all from the cache)
+        super().__init__(root=root, frame_skip=frame_skip, **kwargs)
+        self.fold = fold
+        self.val_fraction = val_fraction
 
-    def _load(self) -> dict[str, dict]:
-        try:
-            data = json.loads(self.file.read_text())
-        except (OSError, ValueError):
-            return {}
-        if data.get("version") != INDEX_VERSION:
-            return {}
-        return data.get("videos", {})
+    def check_config(self) -> None:
+        super().check_config()
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UCF101ConfigError(
+                f"data.val_fraction={self.val_fraction}: set it in (0, 1), e.g. 0.1"
+            )
+        _, list_dir = find_layout(self.root)
+        split_lists(list_dir, self.fold)
 
-    def _save(self) -> None:
-        payload = {"version": INDEX_VERSION, "root": str(self.video_dir), "videos": self.entries}
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".vidgen_index_")
-            with os.fdopen(fd, "w") as out:
-                json.dump(payload, out)
-            os.replace(tmp, self.file)
-        except OSError as err:
-            log.warning("could not write the video index cache %s: %s", self.file, err)
+    def empty_split_hint(self, split: str) -> str:
+        return (
+            f"fold {self.fold}: check data.root and the list files, lower "
+            "data.frames/data.eval_frames, or raise data.val_fraction for an empty val split"
+        )
 
-    def key(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.video_dir).as_posix()
-        except ValueError:
-            return str(path)
-
-    def update(self, paths: Sequence[Path]) -> dict[Path, dict]:
-        """Info dicts (``frames, fps, width, height, seekable`` or ``error``) of ``paths``."""
-        stale: list[Path] = []
-        stamps: dict[Path, tuple[int, int]] = {}
-        for path in paths:
-            st = path.stat()
-            stamps[path] = (st.st_size, st.st_mtime_ns)
-            cached = self.entries.get(self.key(path))
-            if (
-                cached is None
-                or (cached.get("size"), cached.get("mtime_ns")) != stamps[path]
-                or (self.verify and not cached.get("verified", True))
-            ):
-                stale.append(path)
-        self.probed = len(stale)
-        if stale:
-            for path, info in self._probe(stale):
-                size, mtime = stamps[Path(path)]
-                self.entries[self.key(Path(path))] = {**info, "size": size, "mtime_ns": mtime}
-            self._save()
-        return {path: self.entries[self.key(path)] for path in paths}
-
-    def _probe(self, paths: list[Path]) -> Iterable[tuple[str, dict]]:
-        names = [str(p) for p in paths]
-        if not self.verify:  # complete AVI files: header only, here (no decord, no pool)
-            rest = []
-            for name in names:
-                info = avi_header(name)
-                if info is None:
-                    rest.append(name)
-                else:
-                    yield name, {**info.to_dict(), "verified": False}
-            names = rest
-        desc = f"indexing {len(names)} videos"
-        yield from process_map(_probe_one, names, self.workers, desc, progress=self.progress)
-
-
-# --------------------------------------------------------------------------------- dataset
-
-
-@dataclass(frozen=True)
-class Video:
-    """One usable video of a split."""
-
-    path: str
-    label: int
-    info: VideoInfo
-
-
-class UCF101Clips(Dataset):
-    """Clips of a list of indexed videos; items follow the dataset contract.
-
-    An item is ``{"video": uint8 (S, 3, image_size, image_size), "label": int, "index": i}``.
-    A clip that fails to decode is logged once per file and replaced by the same clip number of
-    the next video (deterministic); after ``max_retries`` failures in a row the error is raised.
-    """
-
-    def __init__(
-        self,
-        videos: Sequence[Video],
-        sampler: ClipSampler,
-        image_size: int | None = 64,
-        reader: Callable[[], FrameReader] = DecordReader,
-        max_retries: int = 10,
-    ) -> None:
-        self.videos = list(videos)
-        self.sampler = sampler
-        self.image_size = image_size
-        self._make_reader = reader
-        self._reader: FrameReader | None = None
-        self.max_retries = max_retries
-        self.failed: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self.videos) * self.sampler.clips_per_video
-
-    @property
-    def reader(self) -> FrameReader:
-        if self._reader is None:  # created lazily, i.e. inside the DataLoader worker
-            self._reader = self._make_reader()
-        return self._reader
-
-    def frame_numbers(self, item: int) -> np.ndarray:
-        """Frame numbers of item ``item`` (random in training, see :class:`ClipSampler`)."""
-        video = self.videos[self.sampler.video_of(item)]
-        return self.sampler(item, video.info.frames)
-
-    def load(self, item: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(frame numbers, uint8 (S, H, W, 3) frames)`` of item ``item``; may raise."""
-        video = self.videos[self.sampler.video_of(item)]
-        numbers = self.frame_numbers(item)
-        shape = (video.info.width, video.info.height)
-        frames = self.reader.read(video.path, numbers, self.image_size, shape=shape)
-        return numbers, frames
-
-    def __getitem__(self, item: int) -> dict:
-        if not 0 <= item < len(self):
-            raise IndexError(f"item {item} out of range for {len(self)} clips")
-        cpv = self.sampler.clips_per_video
-        source = item
-        for attempt in range(self.max_retries + 1):
-            try:
-                _, frames = self.load(source)
-                break
-            except VideoError as err:
-                path = self.videos[self.sampler.video_of(source)].path
-                if path not in self.failed:
-                    self.failed.add(path)
-                    log.warning("decode failure, item replaced by the next video's clip: %s", err)
-                if attempt == self.max_retries:
-                    raise
-                source = (source + cpv) % len(self)
-        video = self.videos[self.sampler.video_of(source)]
-        # numpy's transpose copy: torch's permute().contiguous() on uint8 was 10-50x slower here
-        clip = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        return {"video": clip, "label": video.label, "index": item}
-
-
-def report_bad(problems: dict[str, list[str]], limit: int = 5) -> None:
-    """Log each kind of problem once: count and the first ``limit`` paths."""
-    for kind, items in problems.items():
-        if items:
-            shown = "\n  ".join(items[:limit])
-            more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
-            log.warning("UCF101: %d %s, left out:\n  %s%s", len(items), kind, shown, more)
+    def list_videos(self) -> Listing:
+        """The fold's lists: train minus the validation groups, those groups, and test."""
+        video_dir, list_dir = find_layout(self.root)
+        train_list, test_list = split_lists(list_dir, self.fold)
+        class_names, classes = read_class_index(list_dir / "classInd.txt")
+        train, bad_train = read_split(train_list, classes)
+        test, bad_test = read_split(test_list, classes)
+        val_groups = validation_groups((e.group for e in train), self.val_fraction)
+        entries = {
+            "train": [e for e in train if e.group not in val_groups],
+            "val": [e for e in train if e.group in val_groups],
+            "test": test,
+        }
+        located = resolve_paths(video_dir, [e.path for e in train + test])
+        return Listing(
+            video_dir,
+            {
+                split: [(located[e.path], e.label) for e in listed if located[e.path]]
+                for split, listed in entries.items()
+            },
+            class_names,
+            missing=sorted(rel for rel, path in located.items() if path is None),
+            problems={"list lines with unknown classes or labels": bad_train + bad_test},
+        )

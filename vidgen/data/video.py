@@ -1,8 +1,8 @@
 """Video files: probing (frame count, fps, size), decoding (decord) and encoding (PyAV, Pillow).
 
 Decoding sits behind one small interface, :class:`FrameReader` (``read(path, indices, size)``
--> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is the implementation used by the
-datasets and another backend (PyAV, TorchCodec) can replace it. decord and av are imported inside
+-> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is one implementation, the PyAV and TorchCodec
+ones are in :mod:`vidgen.data.decoders`, which also picks one. decord and av are imported inside
 the functions that need them, so ``import vidgen`` works on a machine without them.
 
 decord 0.6.0 facts checked against frame-number-encoded videos (``tests/test_video.py``):
@@ -30,11 +30,17 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+Resize = Literal["crop", "pad"]
+"""How a frame becomes a square: ``crop`` (shorter side to the size, centre square kept) or
+``pad`` (longer side to the size, the rest filled with black: the aspect ratio is kept)."""
 
 
 class VideoError(RuntimeError):
@@ -65,24 +71,37 @@ def _decord():
         import decord
     except ImportError as err:  # pragma: no cover - exercised on machines without decord
         raise ImportError(
-            "decoding videos needs decord (pip install decord); vidgen imports it lazily"
+            "the decord decoder is not installed: pip install 'vidgen[decord]' (or choose "
+            "data.decoder: pyav, which needs nothing more)"
         ) from err
     return decord
 
 
-def decode_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    """Decode-time ``(width, height)``: the shorter side becomes ``size``, aspect kept."""
+def decode_size(
+    width: int, height: int, size: int | None, resize: Resize = "crop"
+) -> tuple[int, int]:
+    """Decode-time ``(width, height)``, aspect kept: the shorter side becomes ``size``
+    (``crop``) or the longer one does (``pad``)."""
     if size is None:
         return width, height
+    if resize == "pad":
+        scale = size / max(width, height)
+        return min(size, max(1, round(width * scale))), min(size, max(1, round(height * scale)))
     scale = size / min(width, height)
     return max(size, round(width * scale)), max(size, round(height * scale))
 
 
-def center_crop(frames: np.ndarray, size: int | None) -> np.ndarray:
-    """Centre square ``size`` x ``size`` of ``(S, H, W, C)`` frames."""
+def square(frames: np.ndarray, size: int | None, resize: Resize = "crop") -> np.ndarray:
+    """``(S, H, W, C)`` frames decoded at :func:`decode_size` -> ``(S, size, size, C)``: the
+    centre square (``crop``) or the frames centred on black (``pad``)."""
     if size is None:
         return frames
     h, w = frames.shape[1:3]
+    if resize == "pad":
+        top, left = (size - h) // 2, (size - w) // 2
+        out = np.zeros((len(frames), size, size, frames.shape[3]), frames.dtype)
+        out[:, top : top + h, left : left + w] = frames
+        return out
     top, left = (h - size) // 2, (w - size) // 2
     return frames[:, top : top + size, left : left + size]
 
@@ -216,10 +235,10 @@ class FrameReader(Protocol):
         size: int | None,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """Frames ``indices`` of ``path`` as uint8 ``(S, size, size, 3)``: the shorter side is
-        resized to ``size`` at decode time, then the centre square is kept (full frames when
-        ``size`` is None). ``shape`` is the source ``(width, height)`` when known.
-        Raises :class:`VideoError`."""
+        """Frames ``indices`` of ``path`` as uint8 ``(S, size, size, 3)``, resized at decode time
+        (:func:`decode_size`) and made square by the reader's ``resize`` rule (:func:`square`;
+        full frames when ``size`` is None). ``shape`` is the source ``(width, height)`` when
+        known. Raises :class:`VideoError`."""
 
 
 def _seekable(vr) -> bool:
@@ -229,34 +248,64 @@ def _seekable(vr) -> bool:
     return bool(np.all(starts >= 0) and np.all(np.diff(starts) > 0))
 
 
+class OpenFiles:
+    """The last ``max_open`` decoders a reader opened in this process, by key (LRU).
+
+    Open decoders never cross a process boundary: they are dropped when the reader is pickled
+    (sent to a DataLoader worker) and after a fork (dmlc/decord#294)."""
+
+    def __init__(self, max_open: int = 1) -> None:
+        self.max_open = max_open
+        self._open: OrderedDict = OrderedDict()
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:
+        return {"max_open": self.max_open}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_open"])
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def get(self, key: tuple, opener: Callable[[], T]) -> T:
+        """The decoder of ``key``, opened by ``opener()`` unless open already."""
+        if self._pid != os.getpid():  # forked: decoders opened by the parent are not ours
+            self.__init__(self.max_open)
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key]
+        value = opener()
+        while self._open and len(self._open) >= self.max_open:
+            self._open.popitem(last=False)
+        if self.max_open > 0:
+            self._open[key] = value
+        return value
+
+    def drop(self, key: tuple) -> None:
+        """Forget ``key``'s decoder (after it failed)."""
+        self._open.pop(key, None)
+
+
 class DecordReader:
     """:class:`FrameReader` on decord.
 
     Keeps at most ``max_open`` readers open per process (default 1: an open decord reader that
     has decoded keeps polling on a thread, and with 8 idle readers open clip loading was 4x
     slower). A stream without timestamps (AVI with B-frames) is read forward from frame 0.
+    ``resize``: see :data:`Resize`.
     """
 
-    def __init__(self, max_open: int = 1, num_threads: int = 1) -> None:
-        self.max_open = max_open
+    def __init__(self, max_open: int = 1, num_threads: int = 1, resize: Resize = "crop") -> None:
         self.num_threads = num_threads
-        self._readers: OrderedDict[tuple, tuple] = OrderedDict()
-        self._pid = os.getpid()
-
-    def __getstate__(self) -> dict:  # open readers never cross a process boundary
-        state = self.__dict__.copy()
-        state["_readers"] = OrderedDict()
-        return state
+        self.resize = resize
+        self._readers = OpenFiles(max_open)
 
     def _reader(self, path: str, size: int | None, shape: tuple[int, int] | None) -> tuple:
         """``(decord reader, seekable)`` of ``path`` decoding at ``size`` (cached)."""
-        if self._pid != os.getpid():  # forked: readers opened by the parent are not ours
-            self._readers = OrderedDict()
-            self._pid = os.getpid()
-        key = (path, size)
-        if key in self._readers:
-            self._readers.move_to_end(key)
-            return self._readers[key]
+        return self._readers.get((path, size), lambda: self._open(path, size, shape))
+
+    def _open(self, path: str, size: int | None, shape: tuple[int, int] | None) -> tuple:
         decord = _decord()
         kwargs = {"ctx": decord.cpu(0), "num_threads": self.num_threads}
         if size is not None:
@@ -265,14 +314,9 @@ class DecordReader:
                 if header is None:
                     raise VideoError(f"{path}: cannot read the frame size")
                 shape = header[1:]
-            kwargs["width"], kwargs["height"] = decode_size(shape[0], shape[1], size)
+            kwargs["width"], kwargs["height"] = decode_size(shape[0], shape[1], size, self.resize)
         vr = decord.VideoReader(path, **kwargs)
-        entry = (vr, _seekable(vr))
-        while self._readers and len(self._readers) >= self.max_open:
-            self._readers.popitem(last=False)
-        if self.max_open > 0:
-            self._readers[key] = entry
-        return entry
+        return vr, _seekable(vr)
 
     def read(
         self,
@@ -292,11 +336,11 @@ class DecordReader:
                 vr.seek(0)
                 frames = vr.get_batch(list(range(int(indices.max()) + 1))).asnumpy()[indices]
         except Exception as err:
-            self._readers.pop((path, size), None)
+            self._readers.drop((path, size))
             raise VideoError(f"{path}: frames {indices.tolist()} do not decode ({err})") from err
         if len(frames) != len(indices):
             raise VideoError(f"{path}: got {len(frames)} frames for {len(indices)} indices")
-        return np.ascontiguousarray(center_crop(frames, size))
+        return np.ascontiguousarray(square(frames, size, self.resize))
 
 
 def read_frames(path: str | os.PathLike, indices, size: int | None = None) -> np.ndarray:

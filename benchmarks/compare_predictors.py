@@ -13,24 +13,26 @@ mean-frame and the other config) on all three metrics at once.
     python benchmarks/compare_predictors.py                  # both datasets, packaged budgets
     python benchmarks/compare_predictors.py --datasets textured --epochs 2   # quicker, rougher
 
-Writes ``benchmarks/results/predictors.{md,json}``; each run's folder (videos, ``horizons.png``,
-checkpoints) stays under ``runs/compare/<dataset>/<config>``.
+Writes ``benchmarks/results/predictors_<datasets>.{md,json}`` and a filmstrip per dataset
+(``docs/filmstrip_<dataset>.png``: truth, the paper's rollout, vidgen's); each run's folder
+(videos, ``horizons.png``, checkpoints) stays under ``runs/compare/<dataset>/<config>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from common import RESULTS, write_results
+from filmstrip import filmstrip
 
 from vidgen.callbacks import StepTimer
 from vidgen.cli import CONFIG_DIR, main
 from vidgen.evaluation import METRICS, load_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 STEPS = (1, 4, 8, 16)  # horizon steps shown in the table (1-based)
 DATASETS = {  # dataset -> (data class, vidgen's config for it)
     "shapes": ("vidgen.ShapesDataModule", "demo.yaml"),
@@ -117,9 +119,11 @@ def main_cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--epochs", type=int, default=None, help="default: each config's own")
-    parser.add_argument("--out", type=Path, default=RESULTS / "predictors.md")
+    parser.add_argument("--out", type=Path, help="default: results/predictors_<datasets>.md")
+    parser.add_argument("--filmstrips", type=Path, default=DOCS, help="folder for the PNGs")
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
     args = parser.parse_args()
+    out = args.out or RESULTS / f"predictors_{'_'.join(args.datasets)}.md"
     lines, raw = header(), {}
     for dataset in args.datasets:
         data_class, config = DATASETS[dataset]
@@ -128,6 +132,11 @@ def main_cli() -> None:
             root = args.runs.resolve() / dataset / Path(name).stem
             rows[Path(name).stem] = run(name, data_class, args.epochs, root)
         lines += table(dataset, rows)
+        checkpoints = {
+            name: args.runs.resolve() / dataset / name / "checkpoints" / "last.ckpt"
+            for name in rows
+        }
+        filmstrip(config, checkpoints, args.filmstrips / f"filmstrip_{dataset}.png")
         raw[dataset] = {
             name: {
                 **{k: v for k, v in r.items() if k != "results"},
@@ -135,18 +144,16 @@ def main_cli() -> None:
             }
             for name, r in rows.items()
         }
-    text = "\n".join(lines)
-    print(text)
     budget = f"{args.epochs} epochs each" if args.epochs else "each config's own epochs"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
+    markdown = (
         f"# FramePredictor configs on the embedded datasets ({budget})\n\n"
         "Rollout from 4 true frames, 16 steps, 128 held-out clips; @k = horizon step k; "
         "step ms: median training step on this machine; wins: horizon steps where the model "
         "beats every other row of its dataset on MSE, PSNR and SSIM at once.\n\n"
-        f"{text}\n"
+        + "\n".join(lines)
+        + "\n"
     )
-    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    write_results(out, markdown, raw)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_deconv.py", "--device", "cpu"],  # FFT vs direct deconvolution (~2 min)
     ["step_breakdown.py"],  # the paper predictor's step by part, direct vs FFT head (~1 min)
-    ["compare_predictors.py"],  # paper vs improved FramePredictor vs baselines (~10 min)
+    ["compare_predictors.py", "--datasets", "shapes"],  # paper vs vidgen vs baselines (~10 min)
+    ["compare_predictors.py", "--datasets", "textured"],  # the same on textured video
     ["vae_heads.py"],  # VAE heads, activations and the decoder's use of z (~15 min)
     ["bench_ucf101.py"],  # UCF101 pipeline vs torchvision (installs TorchCodec + FFmpeg libs)
 ]

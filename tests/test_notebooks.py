@@ -14,6 +14,7 @@ from vidgen.cli import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PUBLISHED = ROOT / "docs" / "notebooks"  # executed copies, outputs kept (notebooks/publish.py)
 SHRINK = {  # notebook -> knobs set after its first code cell (nbmake mocks)
     "01_quickstart.ipynb": {"OVERRIDES": ["--config", str(TINY)]},
     "02_data.ipynb": {"IMAGE_SIZE": 32, "VIDEO_LENGTH": 40, "GROUPS": 3},
@@ -62,3 +63,19 @@ def test_notebooks_run(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     assert f"{len(NOTEBOOKS)} passed" in done.stdout
+
+
+def code(path: Path) -> list[str]:
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells if "outputs" in cell]
+
+
+@pytest.mark.parametrize("published", sorted(PUBLISHED.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_published_copy_is_of_this_code(published):
+    """docs/notebooks/ holds notebooks executed at their defaults: the same code, outputs kept."""
+    assert code(published) == code(ROOT / "notebooks" / published.name), (
+        f"outdated: python notebooks/publish.py {published.name}"
+    )
+    cells = [c for c in nbformat.read(published, as_version=4).cells if "outputs" in c]
+    outputs = [out for cell in cells for out in cell.outputs]
+    assert any("image/png" in out.get("data", {}) for out in outputs), "no pictures"
+    assert all(out.output_type != "error" for out in outputs)

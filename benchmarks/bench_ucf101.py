@@ -37,8 +37,6 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the corpus generator lives with the tests
-sys.path.insert(0, str(HERE.parent))
 
 APT = "libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev"
 CLASSES = (
@@ -95,7 +93,7 @@ def ensure_torchcodec(sample: Path, install: bool) -> bool:
 
 
 def make(root: Path, videos: int, workers: int):
-    from ucf101_corpus import make_corpus
+    from vidgen.data.synthetic import make_corpus
 
     per_class_group = max(1, round(videos / (len(CLASSES) * 8)))
     marker = root / f".complete_{videos}"

@@ -329,3 +329,19 @@ class StepTimer(L.Callback):
         """Median step time in seconds (``nan`` before any step)."""
         times = self.times[self.warmup :] or self.times
         return statistics.median(times) if times else float("nan")
+
+
+WANDB_RUN_KEY = "wandb_run"
+"""Where a checkpoint keeps its W&B run: ``{"id": ..., "project": ...}``."""
+
+
+class WandbRun(L.Callback):
+    """Writes the trainer's W&B run id and project into every checkpoint, so that ``test``,
+    ``predict`` and a resumed ``fit`` with it log into the same run (:mod:`vidgen.wandb_run`)."""
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        logger = wandb_logger(trainer)
+        if logger is not None and logger.version:
+            checkpoint[WANDB_RUN_KEY] = {"id": logger.version, "project": logger.name}

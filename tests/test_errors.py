@@ -110,7 +110,7 @@ def test_checkpoint_with_other_weights_is_refused():
     """Same class, other sizes (what LightningCLI < 2.6 would not catch before loading)."""
     small, large = tiny_predictor(hidden_size=8), tiny_predictor(hidden_size=16)
     check_fits({"state_dict": small.state_dict()}, small, "small.ckpt")
-    with pytest.raises(VidgenUserError, match="small.ckpt does not fit .* differ in shape"):
+    with pytest.raises(VidgenUserError, match=r"small.ckpt does not fit .* differ in shape"):
         check_fits({"state_dict": small.state_dict()}, large, "small.ckpt")
     with pytest.raises(VidgenUserError, match="are not in it"):
         check_fits({"state_dict": {}}, large, "empty.ckpt")

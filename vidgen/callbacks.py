@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch import Tensor
 
 from vidgen.data.video import write_video
+from vidgen.errors import NonFiniteLossError
 from vidgen.evaluation import METRICS, SOURCES, format_table, horizon_rows, plot_horizons
 from vidgen.evaluation import results_to_json as to_json
 
@@ -345,3 +346,27 @@ class WandbRun(L.Callback):
         logger = wandb_logger(trainer)
         if logger is not None and logger.version:
             checkpoint[WANDB_RUN_KEY] = {"id": logger.version, "project": logger.name}
+
+
+class FiniteLoss(L.Callback):
+    """Stops training at the first NaN or infinite loss, before its backward pass: the weights
+    and optimiser state stay those of the last good step and no checkpoint is written over
+    the last good one. The error names the step, the loss terms and what to try."""
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor
+    ) -> None:
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        results = getattr(trainer, "_results", None) or {}  # this step's logged terms
+        terms = {key.split(".", 1)[-1]: metric.value for key, metric in results.items()}
+        shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items() if torch.is_tensor(v))
+        raise NonFiniteLossError(
+            f"the training loss is {float(loss.detach()):.4g} at step {trainer.global_step} (epoch "
+            f"{trainer.current_epoch}): {shown or 'no terms logged'}. Stopped before this "
+            f"step's update; the checkpoints in {run_dir(trainer) / 'checkpoints'} are from "
+            "before it. Try clipping gradients (--trainer.gradient_clip_val=1.0, advised with "
+            "the paper's Adam lr 0.01; --ckpt_path last resumes from the last good checkpoint) "
+            "or a lower learning rate in a new run (--model.init_args.optimizer.init_args.lr)"
+        )

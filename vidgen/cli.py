@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from vidgen import __version__
 from vidgen.callbacks import (
     EvaluationReport,
+    FiniteLoss,
     LoggerSaveConfigCallback,
     PredictionWriter,
     RunCheckpoint,
@@ -57,6 +58,7 @@ ALWAYS_ON: dict[str, tuple[type[L.Callback], dict[str, Any]]] = {
     "evaluation_report": (EvaluationReport, {}),
     "prediction_writer": (PredictionWriter, {}),
     "wandb_run": (WandbRun, {}),
+    "finite_loss": (FiniteLoss, {}),
 }
 """Callbacks of every run: config key -> (class, default arguments)."""
 

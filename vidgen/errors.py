@@ -62,3 +62,7 @@ class FirstBatch(L.Callback):
 
     on_train_batch_start = on_validation_batch_start = _start
     on_test_batch_start = on_predict_batch_start = _start
+
+
+class NonFiniteLossError(VidgenUserError):
+    """The training loss became NaN or infinite (raised before its backward pass)."""

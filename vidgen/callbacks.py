@@ -370,3 +370,20 @@ class FiniteLoss(L.Callback):
             "the paper's Adam lr 0.01; --ckpt_path last resumes from the last good checkpoint) "
             "or a lower learning rate in a new run (--model.init_args.optimizer.init_args.lr)"
         )
+
+
+class InterruptCheckpoint(L.Callback):
+    """Ctrl-C during ``fit`` saves ``last.ckpt`` (the state of the last finished step) into the
+    run's checkpoint folder before Lightning shuts down, so ``--ckpt_path last`` resumes there.
+    Only an interrupt: after any other error (a NaN loss) no checkpoint is written."""
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.training:
+            return
+        checkpoint = trainer.checkpoint_callback
+        folder = getattr(checkpoint, "dirpath", None) or run_dir(trainer) / "checkpoints"
+        path = Path(folder) / "last.ckpt"
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"interrupted: {path} saved; resume with --ckpt_path last")

@@ -34,6 +34,7 @@ from vidgen import __version__
 from vidgen.callbacks import (
     EvaluationReport,
     FiniteLoss,
+    InterruptCheckpoint,
     LoggerSaveConfigCallback,
     PredictionWriter,
     RunCheckpoint,
@@ -59,6 +60,7 @@ ALWAYS_ON: dict[str, tuple[type[L.Callback], dict[str, Any]]] = {
     "prediction_writer": (PredictionWriter, {}),
     "wandb_run": (WandbRun, {}),
     "finite_loss": (FiniteLoss, {}),
+    "interrupt_checkpoint": (InterruptCheckpoint, {}),
 }
 """Callbacks of every run: config key -> (class, default arguments)."""
 

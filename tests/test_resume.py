@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_errors import fit_args
 
-from vidgen import FramePredictor
+from vidgen import FramePredictor, ShapesDataModule
 from vidgen.cli import main
 
 
@@ -42,3 +42,27 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(in_tmp, monkeypatch):
     assert metrics.keys() == whole.trainer.callback_metrics.keys()
     for key, value in whole.trainer.callback_metrics.items():
         assert torch.equal(metrics[key], value), key
+
+
+def batches(num_workers: int, epoch: int, state: dict | None = None) -> list[dict]:
+    """The training batches of ``epoch`` (from ``state``, a saved place in it) at seed 0."""
+    torch.manual_seed(0)
+    data = ShapesDataModule(
+        num_train=6, image_size=16, frames=4, batch_size=2, num_workers=num_workers
+    )
+    loader = data.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    if state is not None:
+        loader.load_state_dict(state)
+    return list(loader)
+
+
+def test_training_batches_are_a_function_of_seed_epoch_and_place():
+    first = batches(0, epoch=1)
+    same = batches(1, epoch=1)  # worker processes draw the same clips
+    assert all(torch.equal(a["video"], b["video"]) for a, b in zip(first, same, strict=True))
+    resumed = batches(0, epoch=0, state={"batches": 1, "seed": 0, "epoch": 1})
+    assert len(resumed) == 2  # epoch 1 restored, its first batch skipped
+    assert all(torch.equal(a["video"], b["video"]) for a, b in zip(first[1:], resumed, strict=True))
+    other_epoch = batches(0, epoch=2)
+    assert not torch.equal(first[0]["video"], other_epoch[0]["video"])

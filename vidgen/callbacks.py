@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch import Tensor
 
 from vidgen.data.video import write_video
+from vidgen.errors import NonFiniteLossError
 from vidgen.evaluation import (
     METRICS,
     SOURCES,
@@ -400,3 +401,60 @@ class StepTimer(L.Callback):
         """Median step time in seconds (``nan`` before any step)."""
         times = self.times[self.warmup :] or self.times
         return statistics.median(times) if times else float("nan")
+
+
+WANDB_RUN_KEY = "wandb_run"
+"""Where a checkpoint keeps its W&B run: ``{"id": ..., "project": ...}``."""
+
+
+class WandbRun(L.Callback):
+    """Writes the trainer's W&B run id and project into every checkpoint, so that ``test``,
+    ``predict`` and a resumed ``fit`` with it log into the same run (:mod:`vidgen.wandb_run`)."""
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        logger = wandb_logger(trainer)
+        if logger is not None and logger.version:
+            checkpoint[WANDB_RUN_KEY] = {"id": logger.version, "project": logger.name}
+
+
+class FiniteLoss(L.Callback):
+    """Stops training at the first NaN or infinite loss, before its backward pass: the weights
+    and optimiser state stay those of the last good step and no checkpoint is written over
+    the last good one. The error names the step, the loss terms and what to try."""
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor
+    ) -> None:
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        results = getattr(trainer, "_results", None) or {}  # this step's logged terms
+        terms = {key.split(".", 1)[-1]: metric.value for key, metric in results.items()}
+        shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items() if torch.is_tensor(v))
+        raise NonFiniteLossError(
+            f"the training loss is {float(loss.detach()):.4g} at step {trainer.global_step} (epoch "
+            f"{trainer.current_epoch}): {shown or 'no terms logged'}. Stopped before this "
+            f"step's update; the checkpoints in {run_dir(trainer) / 'checkpoints'} are from "
+            "before it. Try clipping gradients (--trainer.gradient_clip_val=1.0, advised with "
+            "the paper's Adam lr 0.01; --ckpt_path last resumes from the last good checkpoint) "
+            "or a lower learning rate in a new run (--model.init_args.optimizer.init_args.lr)"
+        )
+
+
+class InterruptCheckpoint(L.Callback):
+    """Ctrl-C during ``fit`` saves ``last.ckpt`` (the state of the last finished step) into the
+    run's checkpoint folder before Lightning shuts down, so ``--ckpt_path last`` resumes there.
+    Only an interrupt: after any other error (a NaN loss) no checkpoint is written."""
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.training:
+            return
+        checkpoint = trainer.checkpoint_callback
+        folder = getattr(checkpoint, "dirpath", None) or run_dir(trainer) / "checkpoints"
+        path = Path(folder) / "last.ckpt"
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"interrupted: {path} saved; resume with --ckpt_path last")

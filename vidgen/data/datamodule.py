@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from vidgen.data.resumable import resumable_loader
 from vidgen.data.sampling import ClipSampler, SamplingMode
 from vidgen.data.shapes import ShapesVideos
 from vidgen.data.textured import TexturedVideos
@@ -104,14 +105,16 @@ class VideoDataModule(L.LightningDataModule, ABC):
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate"}.get(split, "test"))
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=split == "train",
-            drop_last=split == "train" and len(self.datasets[split]) >= self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        dataset = self.datasets[split]
+        kwargs = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if split == "train":  # shuffled, random clips: resumes exactly (data/resumable.py)
+            drop_last = len(dataset) >= self.batch_size
+            return resumable_loader(dataset, self.trainer, drop_last=drop_last, **kwargs)
+        return DataLoader(dataset, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

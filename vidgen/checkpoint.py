@@ -1,0 +1,98 @@
+"""Checkpoint checks before a run: the file exists, loads, and fits the config's model.
+
+Lightning's own failures here are a bare ``FileNotFoundError``, torch's "weights only" text for
+a file that is not a checkpoint, or a ``state_dict`` key dump for another model's checkpoint;
+these raise a :class:`~vidgen.errors.VidgenUserError` that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import zipfile
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidgen.errors import VidgenUserError
+
+LIGHTNING_PATHS = ("last", "best", "hpc")
+"""``--ckpt_path`` values that Lightning resolves itself (``registry...`` too)."""
+
+
+def is_file_path(ckpt_path: Any) -> bool:
+    """Whether ``ckpt_path`` names a local file (not ``None``, ``last``, ``best``, a URL...)."""
+    if not isinstance(ckpt_path, str | os.PathLike):
+        return False
+    text = str(ckpt_path)
+    return text not in LIGHTNING_PATHS and not text.startswith("registry") and "://" not in text
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint at ``path``, memory-mapped (cheap to read twice), loaded as Lightning
+    loads it (torch's default ``weights_only``)."""
+    where = f"--ckpt_path {path}"
+    if not os.path.isfile(path):
+        raise VidgenUserError(f"{where}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise VidgenUserError(
+            f"{where} is not a PyTorch checkpoint (truncated, or another kind of file); "
+            "point it at a .ckpt file that vidgen fit wrote (<run dir>/checkpoints/)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True)
+    except Exception as err:  # torch raises several types for a damaged archive
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VidgenUserError(f"{where} cannot be read ({first})") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise VidgenUserError(f"{where} is not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def load_class(class_path: str) -> Any:
+    """The object that a dotted path names (``"vidgen.FramePredictor"``)."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_class(checkpoint: dict[str, Any], class_path: str, path: str | os.PathLike) -> None:
+    """Raise when ``checkpoint`` was written by a model class other than ``class_path``.
+
+    LightningCLI (>= 2.6) would otherwise build the checkpoint's class in place of the
+    config's, silently training or testing another model than the config names.
+    """
+    theirs = checkpoint.get("hyper_parameters", {}).get("_class_path")
+    if theirs and load_class(theirs) is not load_class(class_path):
+        raise VidgenUserError(
+            f"--ckpt_path {path} holds a {theirs}, this config's model is a {class_path}; "
+            "use the config the checkpoint was trained with (<run dir>/config.yaml)"
+        )
+
+
+def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: str | os.PathLike) -> None:
+    """Raise when ``checkpoint``'s weights are not ``model``'s (other class, other sizes)."""
+    theirs, ours = checkpoint["state_dict"], model.state_dict()
+    missing = sorted(set(ours) - set(theirs))
+    unexpected = sorted(set(theirs) - set(ours))
+    resized = sorted(k for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
+    if not (missing or unexpected or resized):
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of the model's weights are not in it ({missing[0]}, ...)")
+    if unexpected:
+        problems.append(
+            f"{len(unexpected)} of its weights are not the model's ({unexpected[0]}, ...)"
+        )
+    if resized:
+        key = resized[0]
+        problems.append(
+            f"{len(resized)} weights differ in shape ({key}: {tuple(theirs[key].shape)} in the "
+            f"checkpoint, {tuple(ours[key].shape)} in the model)"
+        )
+    raise VidgenUserError(
+        f"--ckpt_path {path} does not fit this config's {type(model).__name__}: "
+        f"{'; '.join(problems)}. Use the config the checkpoint was trained with "
+        "(<run dir>/config.yaml)"
+    )

@@ -20,6 +20,7 @@ def test_notebooks_exist():
         "01_quickstart.ipynb",
         "02_data.ipynb",
         "03_results.ipynb",
+        "04_generation.ipynb",
     ]
 
 

@@ -230,7 +230,8 @@ class PredictionWriter(BasePredictionWriter):
     """Writes what ``vidgen predict`` returns as video files, one per item and key.
 
     For each float video ``(B, T, C, H, W)`` in [0, 1] among ``context``, ``target``, ``pred``
-    (FramePredictor) and ``samples`` (VideoVAE) it writes ``{index:06d}_{key}.{format}``, where
+    (FramePredictor) and ``samples`` (VideoVAE) it writes ``{index:06d}_{key}.{format}``
+    (several videos per item, ``(B, N, T, C, H, W)``: ``{index:06d}_{key}{j}.{format}``), where
     ``index`` is the item's dataset index (``prediction["index"]``); rows past the indices (e.g.
     more prior samples than clips) are named ``batch{b:05d}_{row:03d}_{key}``. With both
     ``target`` and ``pred`` it also writes ``{index:06d}_compare.gif``: (context + target) |
@@ -285,6 +286,15 @@ class PredictionWriter(BasePredictionWriter):
                 self.names(prediction, len(video), batch_idx), video, strict=True
             ):
                 write_video(folder / f"{name}_{key}.{self.format}", side_by_side(clip), self.fps)
+        for key in self.VIDEO_KEYS:  # several videos per item, e.g. VideoVAE samples
+            video = prediction.get(key)
+            if torch.is_tensor(video) and video.is_floating_point() and video.ndim == 6:
+                for name, clips in zip(
+                    self.names(prediction, len(video), batch_idx), video, strict=True
+                ):
+                    for j, clip in enumerate(clips):
+                        path = folder / f"{name}_{key}{j}.{self.format}"
+                        write_video(path, side_by_side(clip), self.fps)
         if "target" in videos and "pred" in videos:
             target, pred, context = videos["target"], videos["pred"], videos.get("context")
             for i, name in enumerate(self.names(prediction, len(target), batch_idx)):

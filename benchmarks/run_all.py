@@ -19,6 +19,7 @@ BENCHMARKS = [
     ["step_breakdown.py"],  # the paper predictor's step by part, direct vs FFT head (~1 min)
     ["compare_predictors.py"],  # paper vs improved FramePredictor vs baselines (~10 min)
     ["vae_heads.py"],  # VAE heads, activations and the decoder's use of z (~15 min)
+    ["compare_vaes.py"],  # paper vs improved VideoVAE, z gaps, samples' FD (~23 min, loaded CPU)
     ["bench_ucf101.py"],  # UCF101 pipeline vs torchvision (installs TorchCodec + FFmpeg libs)
 ]
 

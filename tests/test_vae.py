@@ -18,7 +18,8 @@ from ucf101_corpus import fit_on_corpus
 
 from vidgen import MultiScaleHead, ShapesDataModule, VideoVAE
 from vidgen.cli import CONFIG_DIR
-from vidgen.models import LSTMCore, UpsampleDeconvHead, kl_divergence
+from vidgen.evaluation import frame_psnr
+from vidgen.models import ConvLSTMCore, LSTMCore, UpsampleDeconvHead, kl_divergence
 
 S = 16  # frame side of the tiny models
 
@@ -35,6 +36,18 @@ def tiny(**kw) -> VideoVAE:
         "frames": 5,
     }
     return VideoVAE(**{**args, **kw})
+
+
+def conditional(**kw) -> VideoVAE:
+    """The improved options: first-frame conditioning, ConvLSTM decoder on maps, warp output."""
+    args = {
+        "decoder": partial(ConvLSTMCore, hidden_channels=4, num_layers=1),
+        "head": partial(MultiScaleHead, kernel_sizes=(5, 3), channels=2),
+        "condition_frames": 1,
+        "output": "warp",
+        "max_flow": 4.0,
+    }
+    return tiny(**{**args, **kw})
 
 
 def clip(b: int = 2, s: int = 4) -> torch.Tensor:
@@ -233,6 +246,15 @@ def test_vae_demo_config_fast_dev_run(in_tmp):
     assert cli.trainer.state.finished
     assert isinstance(cli.model, VideoVAE) and isinstance(cli.model.head, MultiScaleHead)
     assert cli.model.image_size == cli.datamodule.image_size == 32
+    assert cli.model.condition_frames == 1 and cli.model.head.activation == "clamp"
+
+
+def test_vae_demo_paper_config_is_the_paper_vae_at_demo_size(in_tmp):
+    cli = tiny_run("fit", "vae_demo_paper.yaml", "--trainer.fast_dev_run=1")
+    assert cli.trainer.state.finished
+    model = cli.model
+    assert isinstance(model.head, UpsampleDeconvHead) and model.head.activation == "sigmoid"
+    assert model.beta == 0 and model.condition_frames == 0 and isinstance(model.decoder, LSTMCore)
 
 
 @pytest.mark.slow
@@ -266,12 +288,112 @@ def test_vae_configs_are_what_they_say():
 
 
 def test_vidgen_predict_returns_reconstructions_and_samples(in_tmp):
-    cli = tiny_run("predict", "vae_demo.yaml", "--trainer.logger=false")
+    cli = tiny_run(
+        "predict", "vae_demo.yaml", "--trainer.logger=false", "--model.init_args.predict_samples=2"
+    )
     out = cli.trainer.predict_loop.predictions[0]
     assert len(cli.trainer.predict_loop.predictions) == 2  # the tiny overlay's batch limit
-    assert out["pred"].shape == out["samples"].shape == out["target"].shape == (2, 8, 3, 32, 32)
+    assert out["pred"].shape == out["target"].shape == (2, 8, 3, 32, 32)
+    assert out["samples"].shape == (2, 2, 8, 3, 32, 32)  # 2 samples per clip
     folder = in_tmp / "runs" / "vae_demo" / "predictions"  # the config's PredictionWriter
     for index in out["index"].tolist():
-        for key in ("target", "pred", "samples"):
+        for key in ("target", "pred", "samples0", "samples1"):
             with av.open(str(folder / f"{index:06d}_{key}.mp4")) as video:
                 assert sum(1 for _ in video.decode(video=0)) == 8
+
+
+def test_conditional_warp_model_starts_at_copying_the_context_frame():
+    model = conditional().eval()
+    video = clip(3, 5)
+    with torch.no_grad():
+        recon = model.reconstruct(video)
+        samples = model.sample(3, 6, torch.Generator().manual_seed(0), context=video[:, :1])
+        again = model.sample(3, 6, torch.Generator().manual_seed(0), context=video[:, :1])
+        lerp = model.interpolate(video, video.flip(0), steps=3)
+    assert recon.shape == video.shape and samples.shape == (3, 6, 3, S, S)
+    assert lerp.shape == (3, 3, 5, 3, S, S)
+    first = video[:, :1]
+    assert torch.equal(recon[:, :1], first) and torch.equal(samples[:, :1], first)
+    # zero-initialised flow: every generated frame is the context frame, moved by nothing
+    assert torch.allclose(recon, first.expand_as(recon), atol=1e-5)
+    assert torch.equal(samples, again)
+
+
+def test_conditional_model_explains_missing_context_and_bad_options():
+    model = conditional()
+    with pytest.raises(ValueError, match="context"):
+        model.sample(2)
+    with pytest.raises(ValueError, match="exceed"):
+        model.decode(torch.zeros(2, 8), 1, clip()[:, :1])
+    with pytest.raises(ValueError, match="warp"):
+        tiny(output="warp")  # a flow needs a frame to move
+    with pytest.raises(ValueError, match="condition_frames"):
+        tiny(condition_frames=5)  # = frames: nothing left to generate
+
+
+def test_free_bits_keep_a_floor_under_the_kl_term():
+    model = tiny(beta=0.1, free_bits=0.5)
+    video = clip()
+    mu = torch.zeros(2, 8)
+    logvar = torch.zeros(2, 8)  # q = prior: KL 0, but each of 8 dimensions counts 0.5 nats
+    terms = model.objective(video, video, mu, logvar, 0.1)
+    assert terms["kl"] == 0 and torch.allclose(terms["loss"], torch.tensor(0.1 * 0.5 * 8))
+    mu = torch.full((2, 8), 2.0)  # 2 nats per dimension: above the floor, counted as it is
+    terms = model.objective(video, video, mu, logvar, 0.1)
+    assert torch.allclose(terms["loss"], 0.1 * terms["kl"])
+
+
+def test_predict_step_writes_several_conditional_samples_per_clip():
+    model = conditional(predict_samples=3).eval()
+    video = clip(2, 5)
+    with torch.no_grad():
+        out = model.predict_step({"video": video, "index": torch.arange(2)}, 0)
+    assert out["pred"].shape == video.shape
+    assert out["samples"].shape == (2, 3, 5, 3, S, S)
+    assert torch.equal(out["samples"][:, :, 0], video[:, None, 0].expand(-1, 3, -1, -1, -1))
+
+
+def own_vs_other_z_gap(model: VideoVAE, steps: int) -> float:
+    """Train ``steps`` Adam steps on shapes clips, then PSNR(own z) - PSNR(another clip's z)
+    on held-out clips (the paper's diagnosis: ~0 when the decoder ignores z)."""
+    dm = ShapesDataModule(
+        num_train=64, num_val=16, image_size=S, frames=5, batch_size=8, num_workers=0
+    )
+    dm.setup("fit")
+    optimizer = model.configure_optimizers()
+    model.train()
+    done = 0
+    while done < steps:
+        for batch in dm.train_dataloader():
+            video = batch["video"].float() / 255
+            recon, mu, logvar = model(video)
+            loss = model.objective(recon, video, mu, logvar, model.kl_weight(done))["loss"]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps:
+                break
+    model.eval()
+    video = torch.cat([b["video"] for b in dm.val_dataloader()]).float() / 255
+    with torch.no_grad():
+        mu, _ = model.posterior(video)
+        own = model.decode(mu, 5, model.context(video))[:, 1:]
+        other = model.decode(mu.roll(1, 0), 5, model.context(video))[:, 1:]
+    return float((frame_psnr(own, video[:, 1:]) - frame_psnr(other, video[:, 1:])).mean())
+
+
+def test_the_improved_options_make_the_decoder_use_z():
+    adam = partial(torch.optim.Adam, lr=3e-3)
+    improved = conditional(
+        encoder=partial(ConvLSTMCore, hidden_channels=8, num_layers=1),
+        head=partial(MultiScaleHead, kernel_sizes=(5, 3), channels=2, activation="clamp"),
+        output="frame",
+        logvar_init=-6.0,
+        optimizer=adam,
+    )
+    gap = own_vs_other_z_gap(improved, steps=60)
+    paper = own_vs_other_z_gap(tiny(optimizer=adam), steps=60)  # sigmoid head, vector decoder
+    # measured: 8e-4 dB vs 3e-8 dB (the paper's decoder ignores z); it grows with training
+    # (benchmarks/compare_vaes.py), but dozens of steps are what a test can afford
+    assert gap > 2e-4 and gap > 100 * abs(paper), (gap, paper)

@@ -254,6 +254,13 @@ class PredictionWriter(BasePredictionWriter):
     shorter than the clip, padded with its last frame) limits ``target``, the comparison and
     the metrics to those frames; a file with fewer frames than the context is skipped with a
     warning. ``output_dir`` defaults to ``<run dir>/predictions``.
+        for key in self.VIDEO_KEYS:  # several videos per item, e.g. VideoVAE samples
+            video = prediction.get(key)
+            if torch.is_tensor(video) and video.is_floating_point() and video.ndim == 6:
+                many = self.names(prediction, len(video), batch_idx, batch)
+                for name, clips in zip(many, video, strict=True):
+                    for j, clip in enumerate(clips):
+                        self.write(folder / f"{name}_{key}{j}", side_by_side(clip), self.formats)
     """
 
     VIDEO_KEYS = ("context", "target", "pred", "samples")
@@ -328,6 +335,13 @@ class PredictionWriter(BasePredictionWriter):
                     clip = clip[: truth[i]] if key == "target" else clip
                     if len(clip):
                         self.write(folder / f"{names[i]}_{key}", side_by_side(clip), self.formats)
+        for key in self.VIDEO_KEYS:  # several videos per item, e.g. VideoVAE samples
+            video = prediction.get(key)
+            if torch.is_tensor(video) and video.is_floating_point() and video.ndim == 6:
+                many = self.names(prediction, len(video), batch_idx, batch)
+                for name, clips in zip(many, video, strict=True):
+                    for j, clip in enumerate(clips):
+                        self.write(folder / f"{name}_{key}{j}", side_by_side(clip), self.formats)
         if "target" in videos and "pred" in videos:
             for i in range(len(videos["target"])):
                 steps = truth[i] if truth[i] is not None else videos["target"].shape[1]

@@ -16,6 +16,19 @@ works as the decoder, as its state format needs no special handling.
 One z per clip (not one per frame): ``sample(n, frames)`` draws whole videos from the prior
 N(0, I), and two clips' latents can be interpolated.
 
+Options that make z matter (``docs/vae.md`` measures them; all off by default = the paper):
+
+- ``condition_frames=c > 0``: a conditional VAE in SVG's spirit (Denton & Fergus 2018). The
+  decoder sees the backbone map of the clip's last context frame at every step, with z broadcast
+  over it (use a :class:`ConvLSTMCore` decoder to keep the map's layout), and generates the
+  frames after the first ``c``; z only has to carry what the context does not show: the motion.
+  Reconstructions, samples and interpolations start with the given context frames.
+- ``output="warp"``: the head emits a 2-channel flow (``tanh * max_flow`` pixels) that moves
+  the last context frame's pixels to make each generated frame (bilinear sampling), so shapes
+  stay sharp; the head's deconvolutions start at zero, i.e. at "copy the context frame".
+- ``free_bits``: the KL term in the loss counts each latent dimension as at least this many
+  nats (batch mean; Kingma et al. 2016), so the warm-up cannot switch the posterior off.
+
 Loss: ``beta=0`` is the paper, reconstruction (MSE) only; ``beta>0`` adds ``beta * KL`` with a
 linear warm-up over ``kl_warmup_steps`` optimiser steps. The KL is summed over z's dimensions
 and averaged over clips while the MSE is averaged over pixels, so useful ``beta`` values are
@@ -25,15 +38,17 @@ small (1e-4 .. 1e-2).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
+from vidgen.models.deconv import Deconv2d
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
+from vidgen.models.predictor import warp
 from vidgen.models.recurrent import LSTMCore
 
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -49,13 +64,24 @@ class VideoVAE(VideoModule):
         backbone_weights: ``None`` (random), ``"imagenet"`` (torch cache) or a file path.
         encoder: builds the encoder core from the per-frame feature shape (default
             :class:`LSTMCore`); its last step's output gives mu and log-variance.
-        decoder: builds the decoder core from ``(z_dim, 1, 1)``; it gets z at every step.
+        decoder: builds the decoder core from ``(z_dim, 1, 1)`` (or, with ``condition_frames``,
+            ``(z_dim + C', h, w)``: z broadcast over the context frame's backbone map); it gets
+            z at every step.
         head: builds the frame head from ``(decoder.out_shape, image_size)``, e.g.
             :class:`UpsampleDeconvHead` (paper) or :class:`MultiScaleHead`.
         z_dim: latent size.
         frames: frames :meth:`sample` emits by default (reconstructions match their input).
         beta: weight of the KL term; 0 = the paper (MSE only).
         kl_warmup_steps: the KL weight rises linearly from 0 to ``beta`` over these steps.
+        free_bits: nats per latent dimension below which the KL term is not pushed down.
+        condition_frames: true frames the decoder starts from (0 = the paper: none).
+        output: ``"frame"`` (paper): the head paints frames; ``"warp"``: the head's 2-channel
+            flow moves the last context frame (needs ``condition_frames >= 1``).
+        max_flow: the largest displacement, in pixels, of ``output="warp"``.
+        logvar_init: initial posterior log-variance (the bias of its output; 0 = N(., 1)): a
+            low value lets the small differences between clips' means reach the decoder above
+            the sampling noise from the first steps.
+        predict_samples: prior samples per clip that ``vidgen predict`` writes.
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
@@ -73,6 +99,12 @@ class VideoVAE(VideoModule):
         frames: int = 8,
         beta: float = 0.0,
         kl_warmup_steps: int = 0,
+        free_bits: float = 0.0,
+        condition_frames: int = 0,
+        output: Literal["frame", "warp"] = "frame",
+        max_flow: float = 8.0,
+        logvar_init: float = 0.0,
+        predict_samples: int = 1,
         loss: VideoLoss | None = None,
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -81,19 +113,49 @@ class VideoVAE(VideoModule):
             image_size, backbone_layer, backbone_weights, loss, optimizer, lr_scheduler
         )
         self.save_hyperparameters(ignore=["loss"])
-        for name, value in (("z_dim", z_dim), ("frames", frames)):
+        for name, value in (
+            ("z_dim", z_dim),
+            ("frames", frames),
+            ("predict_samples", predict_samples),
+        ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if beta < 0 or kl_warmup_steps < 0:
-            raise ValueError(f"beta ({beta}) and kl_warmup_steps ({kl_warmup_steps}) must be >= 0")
+        if beta < 0 or kl_warmup_steps < 0 or free_bits < 0:
+            raise ValueError(
+                f"beta ({beta}), kl_warmup_steps ({kl_warmup_steps}) and free_bits ({free_bits}) "
+                "must be >= 0"
+            )
+        if not 0 <= condition_frames < frames:
+            raise ValueError(
+                f"condition_frames must be in [0, frames={frames}), got {condition_frames}"
+            )
+        if output not in ("frame", "warp") or (output == "warp" and not condition_frames):
+            raise ValueError(
+                f"output must be 'frame' or 'warp' (with condition_frames), got {output!r}"
+            )
         self.encoder = encoder(self.feature_shape)
         self.to_latent = nn.Linear(math.prod(self.encoder.out_shape), 2 * z_dim)
-        self.decoder = decoder((z_dim, 1, 1))
-        self.head = head(self.decoder.out_shape, image_size)
+        if logvar_init:
+            nn.init.constant_(self.to_latent.bias[z_dim:], logvar_init)
+        c, h, w = self.feature_shape
+        self.decoder = decoder((z_dim + c, h, w) if condition_frames else (z_dim, 1, 1))
+        if output == "warp":
+            self.head = head(self.decoder.out_shape, image_size, out_channels=2)
+            for module in self.head.modules():  # flow 0: start at "copy the context frame"
+                if isinstance(module, Deconv2d):
+                    nn.init.zeros_(module.weight)
+                    nn.init.zeros_(module.bias)
+        else:
+            self.head = head(self.decoder.out_shape, image_size)
         self.z_dim = z_dim
         self.frames = frames
         self.beta = beta
         self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = free_bits
+        self.condition_frames = condition_frames
+        self.output = output
+        self.max_flow = max_flow
+        self.predict_samples = predict_samples
 
     # --- the model -------------------------------------------------------------------------
 
@@ -117,36 +179,81 @@ class VideoVAE(VideoModule):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + (0.5 * logvar).exp() * eps
 
-    def decode(self, z: Tensor, frames: int | None = None) -> Tensor:
-        """Frames from latents: ``z`` ``(B, z_dim)`` -> ``(B, frames, C, H, W)`` in [0, 1]."""
+    def decode(
+        self,
+        z: Tensor,
+        frames: int | None = None,
+        context: Tensor | None = None,
+        context_features: Tensor | None = None,
+    ) -> Tensor:
+        """Frames from latents: ``z`` ``(B, z_dim)`` -> ``(B, frames, C, H, W)`` in [0, 1].
+
+        A conditional model (``condition_frames = c``) needs ``context``, the clip's first ``c``
+        frames ``(B, c, C, H, W)``: they are the output's first ``c`` frames and the decoder
+        generates the other ``frames - c``. ``context_features`` (its backbone features
+        ``(B, c, C', h, w)``) saves encoding it again.
+        """
         frames = self.frames if frames is None else frames
         if frames < 1:
             raise ValueError(f"frames must be >= 1, got {frames}")
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"expected z (B, {self.z_dim}), got {tuple(z.shape)}")
-        steps = z[:, None, :, None, None].expand(-1, frames, -1, 1, 1)
+        if not self.condition_frames:
+            out, _ = self.decoder(z[:, None, :, None, None].expand(-1, frames, -1, 1, 1))
+            return self.render(self.head, out)
+        c = self.condition_frames
+        if context is None or context.shape[1] != c or context.shape[0] != z.shape[0]:
+            got = None if context is None else tuple(context.shape)
+            raise ValueError(
+                f"a conditional VAE needs context (B={z.shape[0]}, {c}, ...), got {got}"
+            )
+        if frames <= c:
+            raise ValueError(f"frames ({frames}) must exceed condition_frames ({c})")
+        if context_features is None:
+            context_features = self.encode(context[:, -1:])
+        maps = context_features[:, -1]  # (B, C', h, w)
+        z_map = z[:, :, None, None].expand(-1, -1, *maps.shape[-2:])
+        steps = torch.cat([z_map, maps], 1)[:, None].expand(-1, frames - c, -1, -1, -1)
         out, _ = self.decoder(steps)
-        return self.render(self.head, out)
+        if self.output == "frame":
+            generated = self.render(self.head, out)
+        else:
+            flow = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
+            last = context[:, -1:].expand(-1, frames - c, -1, -1, -1)
+            generated = warp(last.flatten(0, 1), flow.flatten(0, 1)).view_as(last)
+        return torch.cat([context, generated], 1)
+
+    def context(self, video: Tensor) -> Tensor | None:
+        """The frames a conditional model starts from (``None`` for the paper's VAE)."""
+        return video[:, : self.condition_frames] if self.condition_frames else None
 
     def forward(self, video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Reconstruction, mu, log-variance; z is sampled in training mode, ``mu`` in eval mode."""
-        mu, logvar = self.posterior(video)
+        self.check_video(video)
+        features = self.encode(video)
+        mu, logvar = self.infer(features)
         z = self.reparameterise(mu, logvar) if self.training else mu
-        return self.decode(z, video.shape[1]), mu, logvar
+        context_features = features[:, : self.condition_frames] if self.condition_frames else None
+        return self.decode(z, video.shape[1], self.context(video), context_features), mu, logvar
 
     def reconstruct(self, video: Tensor, sample: bool = False) -> Tensor:
         """The clip through the VAE, from z = mu (or a posterior sample if ``sample``)."""
         mu, logvar = self.posterior(video)
-        return self.decode(self.reparameterise(mu, logvar) if sample else mu, video.shape[1])
+        z = self.reparameterise(mu, logvar) if sample else mu
+        return self.decode(z, video.shape[1], self.context(video))
 
     def sample(
-        self, n: int, frames: int | None = None, generator: torch.Generator | None = None
+        self,
+        n: int,
+        frames: int | None = None,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> Tensor:
         """``n`` new clips ``(n, frames, C, H, W)`` from z ~ N(0, I) (seeded by ``generator`` or
-        the global RNG)."""
+        the global RNG); a conditional model continues ``context`` ``(n, c, C, H, W)``."""
         device = self.device if generator is None else generator.device
         z = torch.randn(n, self.z_dim, generator=generator, device=device).to(self.device)
-        return self.decode(z, frames)
+        return self.decode(z, frames, context)
 
     def interpolate(
         self, a: Tensor, b: Tensor, steps: int = 8, frames: int | None = None
@@ -154,7 +261,8 @@ class VideoVAE(VideoModule):
         """Clips decoded along the line between the latents (means) of clips ``a`` and ``b``.
 
         ``a`` and ``b`` are ``(B, S, C, H, W)``; returns ``(B, steps, frames, C, H, W)`` whose
-        first and last entries are the reconstructions of ``a`` and ``b``.
+        first and last entries are the reconstructions of ``a`` and ``b`` (a conditional model
+        starts every entry from ``a``'s context: the path goes from ``a``'s motion to ``b``'s).
         """
         if steps < 2:
             raise ValueError(f"steps must be >= 2, got {steps}")
@@ -162,7 +270,10 @@ class VideoVAE(VideoModule):
         mu_b, _ = self.posterior(b)
         alpha = torch.linspace(0, 1, steps, device=mu_a.device, dtype=mu_a.dtype)[None, :, None]
         z = torch.lerp(mu_a[:, None], mu_b[:, None], alpha)  # (B, steps, z_dim)
-        clips = self.decode(z.flatten(0, 1), frames or a.shape[1])
+        context = self.context(a)
+        if context is not None:
+            context = context.repeat_interleave(steps, 0)
+        clips = self.decode(z.flatten(0, 1), frames or a.shape[1], context)
         return clips.view(a.shape[0], steps, *clips.shape[1:])
 
     # --- the objective ---------------------------------------------------------------------
@@ -180,11 +291,16 @@ class VideoVAE(VideoModule):
     ) -> dict[str, Tensor]:
         """Loss terms: the reconstruction terms, ``recon`` (their sum), ``kl`` (unweighted,
         always reported), ``kl_weight`` and ``loss`` = recon + kl_weight * kl."""
-        terms = self.loss(recon, video, self.backbone)
+        c = self.condition_frames  # the context frames are copied: no loss on them
+        terms = self.loss(recon[:, c:], video[:, c:], self.backbone)
         terms["recon"] = terms.pop("loss")
         terms["kl"] = kl_divergence(mu, logvar)
         terms["kl_weight"] = torch.tensor(kl_weight, device=recon.device)
-        terms["loss"] = terms["recon"] + kl_weight * terms["kl"] if kl_weight else terms["recon"]
+        kl = terms["kl"]
+        if self.free_bits:
+            per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+            kl = per_dim.flatten(0, -2).mean(0).clamp_min(self.free_bits).sum()
+        terms["loss"] = terms["recon"] + kl_weight * kl if kl_weight else terms["recon"]
         return terms
 
     # --- Lightning -------------------------------------------------------------------------
@@ -198,13 +314,15 @@ class VideoVAE(VideoModule):
 
     def evaluate(self, stage: str, batch: dict) -> dict[str, Tensor]:
         """Reconstruct from z = mu; log the loss (KL at full ``beta``, so ``val/loss`` is
-        comparable across the warm-up) and update the per-frame metrics, with the clip's mean
-        frame (the paper's failure mode) and its last frame as baselines."""
+        comparable across the warm-up) and update the per-frame metrics of the generated frames
+        (after the context of a conditional model), with the clip's mean frame (the paper's
+        failure mode) and its last frame as baselines."""
         video = batch["video"]
         mu, logvar = self.posterior(video)
-        recon = self.decode(mu, video.shape[1])
+        recon = self.decode(mu, video.shape[1], self.context(video))
         self.log_terms(stage, self.objective(recon, video, mu, logvar, self.beta), video.shape[0])
-        self.update_metrics(stage, recon, video, video)
+        c = self.condition_frames
+        self.update_metrics(stage, recon[:, c:], video[:, c:], video)
         return {"target": video, "pred": recon}
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
@@ -214,12 +332,19 @@ class VideoVAE(VideoModule):
         return self.evaluate("test", batch)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
-        """``target`` (the clip), ``pred`` (its reconstruction), ``samples`` (as many prior
-        samples of the same length) as float videos in [0, 1], and ``index``."""
+        """``target`` (the clip), ``pred`` (its reconstruction), ``samples`` (prior samples of
+        the same length: one per clip ``(B, T, C, H, W)``, or ``predict_samples`` per clip
+        ``(B, N, T, C, H, W)``; a conditional model's continue the clip's context) as float
+        videos in [0, 1], and ``index``."""
         video = batch["video"]
+        n = self.predict_samples
+        context = self.context(video)
+        if context is not None:
+            context = context.repeat_interleave(n, 0)
+        samples = self.sample(video.shape[0] * n, video.shape[1], context=context)
         return {
             "target": video,
             "pred": self.reconstruct(video),
-            "samples": self.sample(video.shape[0], video.shape[1]),
+            "samples": samples if n == 1 else samples.view(len(video), n, *samples.shape[1:]),
             "index": batch["index"],
         }

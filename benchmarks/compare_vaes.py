@@ -36,12 +36,11 @@ from shapes_classifier import train_classifier
 from torch import Tensor
 
 from vidgen import VideoVAE
-from vidgen.cli import CONFIG_DIR, VidgenCLI
+from vidgen.cli import build
 from vidgen.data.datamodule import VideoDataModule
 from vidgen.evaluation import collapse_score, frame_metrics
 from vidgen.fvd import frechet_distance, video_features
 from vidgen.models import kl_divergence
-from vidgen.models.base import VideoModule
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -50,19 +49,8 @@ SKIP = 1  # reconstructions are scored after the first frame (a conditional mode
 
 
 def from_config(name: str) -> tuple[VideoVAE, VideoDataModule]:
-    """Model and data module of a packaged config, seeded by its ``seed_everything``.
-
-    Uses the CLI's own parser (no trainer run): the same objects ``vidgen fit`` would build.
-    """
-    cli = VidgenCLI(
-        VideoModule,
-        VideoDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_callback=None,
-        run=False,
-        args=["--config", str(CONFIG_DIR / name), "--trainer.logger=false"],
-    )
+    """Model and data module of a packaged config, as ``vidgen fit`` would build them."""
+    cli = build(name, "--trainer.logger=false")
     return cli.model, cli.datamodule
 
 

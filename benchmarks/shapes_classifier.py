@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgen.data.sampling import ClipSampler
-from vidgen.data.shapes import ShapesVideos, _bounce
+from vidgen.data.shapes import ShapesVideos, shape_positions
 
 SEED = 12345  # the classifier's own videos: not those the VAEs train or are tested on
 
@@ -69,8 +69,7 @@ def labelled_clips(
         sample = data[item]
         scene = data.scene(sample["index"])
         numbers = np.asarray(sampler(item, data.video_length), dtype=np.float32)
-        limit = image_size - scene["size"][0]
-        ends = _bounce(scene["start"][0] + scene["velocity"][0] * numbers[[0, -1], None], limit)
+        ends = shape_positions(scene, numbers[[0, -1]], image_size)[:, 0]  # first shape (y, x)
         dy, dx = ends[1] - ends[0]
         videos.append(sample["video"])
         kinds.append(int(scene["kind"][0]))

@@ -75,13 +75,30 @@ class RunCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that saves into ``<run dir>/checkpoints`` unless ``dirpath`` is set.
 
     Keeps every output of a run (checkpoints, videos, metrics, config) under one folder,
-    whatever the logger.
+    whatever the logger. With ``save_last``, ``last.ckpt`` holds the latest weights after every
+    epoch, also when the monitored metric did not improve.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:
             self.dirpath = str(run_dir(trainer) / "checkpoints")
         super().setup(trainer, pl_module, stage)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._keep_last_current(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._keep_last_current(trainer)
+
+    def _keep_last_current(self, trainer: L.Trainer) -> None:
+        """Lightning writes ``last.ckpt`` only when a monitored checkpoint is saved the same step,
+        which makes it the best checkpoint, not the last: write it whenever it is behind."""
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class EvaluationReport(L.Callback):

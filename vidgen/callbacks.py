@@ -270,14 +270,9 @@ class PredictionWriter(BasePredictionWriter):
     A batch that says how many of a clip's frames are real (``batch["available"]``: a file
     shorter than the clip, padded with its last frame) limits ``target``, the comparison and
     the metrics to those frames; a file with fewer frames than the context is skipped with a
-    warning. ``output_dir`` defaults to ``<run dir>/predictions``.
-        for key in self.VIDEO_KEYS:  # several videos per item, e.g. VideoVAE samples
-            video = prediction.get(key)
-            if torch.is_tensor(video) and video.is_floating_point() and video.ndim == 6:
-                many = self.names(prediction, len(video), batch_idx, batch)
-                for name, clips in zip(many, video, strict=True):
-                    for j, clip in enumerate(clips):
-                        self.write(folder / f"{name}_{key}{j}", side_by_side(clip), self.formats)
+    warning. Several videos per item (``(B, N, T, C, H, W)``, e.g. a VideoVAE's
+    ``predict_samples``) are written as ``{name}_{key}{j}``. ``output_dir`` defaults to
+    ``<run dir>/predictions``.
     """
 
     VIDEO_KEYS = ("context", "target", "pred", "samples")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_run_left_open():
+    """Finish any W&B run a test leaves open: a later ``WandbLogger`` would join it instead of
+    starting its own (as a new ``vidgen`` process would)."""
+    yield
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].finish()
 
 
 @pytest.fixture

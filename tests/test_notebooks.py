@@ -19,6 +19,7 @@ SHRINK = {  # notebook -> knobs set after its first code cell (nbmake mocks)
     "01_quickstart.ipynb": {"OVERRIDES": ["--config", str(TINY)]},
     "02_data.ipynb": {"IMAGE_SIZE": 32, "VIDEO_LENGTH": 40, "GROUPS": 3},
     "03_results.ipynb": {"OVERRIDES": ["--config", str(TINY)]},
+    "04_generation.ipynb": {"IMAGE_SIZE": 16, "FRAMES": 5, "MAX_STEPS": 4},
 }
 
 

@@ -45,7 +45,6 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
-from vidgen.models.deconv import Deconv2d
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
 from vidgen.models.predictor import warp
@@ -141,10 +140,7 @@ class VideoVAE(VideoModule):
         self.decoder = decoder((z_dim + c, h, w) if condition_frames else (z_dim, 1, 1))
         if output == "warp":
             self.head = head(self.decoder.out_shape, image_size, out_channels=2)
-            for module in self.head.modules():  # flow 0: start at "copy the context frame"
-                if isinstance(module, Deconv2d):
-                    nn.init.zeros_(module.weight)
-                    nn.init.zeros_(module.bias)
+            self.head.zero_output_()  # flow 0: start at "copy the context frame"
         else:
             self.head = head(self.decoder.out_shape, image_size)
         self.z_dim = z_dim

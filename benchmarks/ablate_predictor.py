@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-from common import RESULTS, write_results
+from common import RESULTS, fit_and_test, write_results
 
-from vidgen.cli import CONFIG_DIR, main
-from vidgen.evaluation import load_results
+from vidgen.cli import CONFIG_DIR
 
 M = "--model.init_args"
 VARIANTS = {  # name -> overrides of the packaged config (which is "ctx+mom")
@@ -39,20 +37,13 @@ LOG = RESULTS / "predictor_ablation.jsonl"
 
 def run(dataset: str, variant: str, epochs: int, root: Path) -> dict:
     """Fit and test one variant; its metrics at :data:`STEPS` and their means."""
-    common = [
-        "--config",
-        str(CONFIG_DIR / CONFIGS[dataset]),
-        f"--trainer.default_root_dir={root}",
-        "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false",
-        "--data.init_args.num_test=64",
-        *VARIANTS[variant],
-    ]
-    start = time.perf_counter()
-    main(["fit", *common, f"--trainer.max_epochs={epochs}", "--trainer.limit_val_batches=0"])
-    seconds = time.perf_counter() - start
-    main(["test", *common, f"--ckpt_path={root / 'checkpoints' / 'last.ckpt'}"])
-    results = load_results(root / "metrics.json")
+    args = ["--config", str(CONFIG_DIR / CONFIGS[dataset]), "--data.init_args.num_test=64"]
+    _, seconds, results = fit_and_test(
+        [*args, *VARIANTS[variant]],
+        root,
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.limit_val_batches=0",
+    )
     line: dict = {"name": f"{dataset}_{variant}", "epochs": epochs, "fit_s": round(seconds)}
     for source in ("model", "copy_last", "mean_frame"):
         for metric in ("mse", "psnr", "ssim"):

@@ -62,3 +62,23 @@ def write_results(path: Path, markdown: str, data: Any = None) -> None:
         path.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
         written.append(path.with_suffix(".json"))
     print("wrote " + " and ".join(str(p) for p in written))
+
+
+def fit_and_test(args: list[str], root: Path, *fit_args: str) -> tuple[Any, float, dict]:
+    """``vidgen fit`` (plus ``fit_args``) then ``vidgen test`` of its ``last.ckpt``, both with
+    ``args`` in run folder ``root``, no logger: the fit's CLI, its wall seconds and the test's
+    per-horizon results (``metrics.json``)."""
+    from vidgen.cli import main
+    from vidgen.evaluation import load_results
+
+    common = [
+        *args,
+        f"--trainer.default_root_dir={root}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+    ]
+    start = time.perf_counter()
+    fit = main(["fit", *common, *fit_args])
+    seconds = time.perf_counter() - start
+    main(["test", *common, f"--ckpt_path={root / 'checkpoints' / 'last.ckpt'}"])
+    return fit, seconds, load_results(root / "metrics.json")

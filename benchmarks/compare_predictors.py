@@ -21,16 +21,15 @@ Writes ``benchmarks/results/predictors_<datasets>.{md,json}`` and a filmstrip pe
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, write_results
+from common import RESULTS, fit_and_test, write_results
 from filmstrip import filmstrip
 
 from vidgen.callbacks import StepTimer
-from vidgen.cli import CONFIG_DIR, main
-from vidgen.evaluation import METRICS, load_results
+from vidgen.cli import CONFIG_DIR
+from vidgen.evaluation import METRICS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 STEPS = (1, 4, 8, 16)  # horizon steps shown in the table (1-based)
@@ -44,26 +43,19 @@ BETTER = {"mse": min, "psnr": max, "ssim": max}
 
 def run(config: str, data_class: str, epochs: int | None, root: Path) -> dict:
     """Fit ``config`` on ``data_class``, test its last checkpoint; metrics, params, timings."""
-    common = [
-        "--config",
-        str(CONFIG_DIR / config),
-        f"--data={data_class}",
-        f"--trainer.default_root_dir={root}",
-        "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false",
-    ]
-    start = time.perf_counter()
     epochs_arg = [f"--trainer.max_epochs={epochs}"] if epochs else []
-    fit = main(["fit", *common, *epochs_arg, "--trainer.callbacks+=vidgen.callbacks.StepTimer"])
-    seconds = time.perf_counter() - start
+    fit, seconds, results = fit_and_test(
+        ["--config", str(CONFIG_DIR / config), f"--data={data_class}"],
+        root,
+        *epochs_arg,
+        "--trainer.callbacks+=vidgen.callbacks.StepTimer",
+    )
     timer = next(c for c in fit.trainer.callbacks if isinstance(c, StepTimer))
-    main(["test", *common, f"--ckpt_path={root / 'checkpoints' / 'last.ckpt'}"])
-    params = sum(p.numel() for p in fit.model.parameters() if p.requires_grad)
     return {
-        "results": load_results(root / "metrics.json"),
+        "results": results,
         "fit_seconds": seconds,
         "step_ms": 1000 * timer.median(),
-        "params": params,
+        "params": sum(p.numel() for p in fit.model.parameters() if p.requires_grad),
     }
 
 

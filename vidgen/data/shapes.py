@@ -44,7 +44,8 @@ def shape_positions(
 class ShapesVideos(Dataset):
     """Seeded videos of bouncing shapes; items follow the dataset contract.
 
-    An item is ``{"video": uint8 (S, 3, H, W), "label": kind of the first shape, "index": i}``.
+    An item is ``{"video": uint8 (S, 3, H, W), "label": kind of the first shape, "index": i,
+    "frame_ids": int64 (S,)}`` (frame ``f`` of video ``v`` is id ``v * video_length + f``).
     """
 
     def __init__(
@@ -119,4 +120,5 @@ class ShapesVideos(Dataset):
             "video": torch.from_numpy(np.ascontiguousarray(self.render(video, frames))),
             "label": label,
             "index": item,
+            "frame_ids": torch.from_numpy(video * self.video_length + frames.astype(np.int64)),
         }

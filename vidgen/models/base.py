@@ -13,6 +13,7 @@ from torch import Tensor
 
 from vidgen.evaluation import HorizonMetrics
 from vidgen.models.backbone import FrozenVGG16
+from vidgen.models.feature_cache import FeatureCache
 from vidgen.models.heads import FrameHead
 from vidgen.models.losses import VideoLoss
 from vidgen.models.recurrent import SequenceCore, Shape
@@ -38,7 +39,10 @@ class VideoModule(L.LightningModule):
 
     Batches arrive as uint8 ``(B, S, C, H, W)`` and are turned into floats in [0, 1] on the
     device (:meth:`on_after_batch_transfer`). Frames pass the backbone as ``(B*S, C, H, W)``
-    (paper 2.2.1) and come back as ``(B, S, ...)``.
+    (paper 2.2.1) and come back as ``(B, S, ...)``. With ``feature_cache`` (GiB, > 0) the
+    backbone features of true training frames are computed once per frame (:class:`FeatureCache`;
+    the data must give ``frame_ids``). ``channels_last``: the backbone's weights and input in
+    NHWC memory layout (faster convolutions on some CPUs and on GPUs under ``bf16-mixed``).
     """
 
     def __init__(
@@ -49,14 +53,22 @@ class VideoModule(L.LightningModule):
         loss: VideoLoss | None,
         optimizer: OptimizerCallable,
         lr_scheduler: LRSchedulerCallable | None,
+        feature_cache: float = 0.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        if feature_cache < 0:
+            raise ValueError(f"feature_cache is memory in GiB (0 = off), got {feature_cache}")
         self.image_size = image_size
         self.backbone = FrozenVGG16(backbone_layer, backbone_weights)
+        self.channels_last = channels_last
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         self.feature_shape = self.backbone.feature_shape(image_size)
         self.loss = loss if loss is not None else VideoLoss()
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.feature_cache = FeatureCache(int(feature_cache * 2**30)) if feature_cache else None
         self.eval_metrics: dict[str, HorizonMetrics] = {}
         self.results: dict[str, dict[str, Tensor]] = {}
 
@@ -74,11 +86,38 @@ class VideoModule(L.LightningModule):
                 f"{tuple(video.shape)}; set data.image_size and model.image_size alike"
             )
 
-    def encode(self, video: Tensor) -> Tensor:
-        """Backbone features of every frame: ``(B, S, C, H, W)`` -> ``(B, S, C', h, w)``."""
+    def encode(self, video: Tensor, ids: Tensor | None = None) -> Tensor:
+        """Backbone features of every frame: ``(B, S, C, H, W)`` -> ``(B, S, C', h, w)``.
+
+        ``ids`` ``(B, S)``: the frames' ids (``batch["frame_ids"]``, see :meth:`frame_ids`):
+        frames of known ids come from the feature cache, without a gradient to ``video``.
+        """
         b, s = video.shape[:2]
-        features = self.backbone(video.flatten(0, 1))
-        return features.view(b, s, *features.shape[1:])
+        frames = video.flatten(0, 1)
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        if ids is None or self.feature_cache is None:
+            features = self.backbone(frames)
+        else:
+            features = self.feature_cache(self.backbone, frames, ids.flatten())
+        return features.reshape(b, s, *features.shape[1:])
+
+    def frame_ids(self, batch: dict) -> Tensor | None:
+        """A training batch's ``frame_ids`` when the feature cache is on, else ``None``."""
+        if self.feature_cache is None:
+            return None
+        ids = batch.get("frame_ids")
+        if ids is None:
+            raise ValueError(
+                "model.feature_cache needs data that names its frames (batch['frame_ids']); "
+                "this data does not (a source that augments or otherwise changes pixels must "
+                "not): set model.feature_cache: 0"
+            )
+        return ids
+
+    def on_fit_start(self) -> None:
+        if self.feature_cache is not None:  # features of another fit's data must not leak in
+            self.feature_cache.clear()
 
     @staticmethod
     def render(head: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:

@@ -84,6 +84,11 @@ class VideoVAE(VideoModule):
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
+        feature_cache: GiB of memory for the backbone features of true training frames,
+            computed once per frame (:mod:`vidgen.models.feature_cache`; 0 = off). Needs data
+            with ``frame_ids`` (every embedded and file source has them).
+        channels_last: run the backbone in NHWC memory layout (see ``benchmarks/throughput.py``
+            for where it pays).
     """
 
     def __init__(
@@ -107,9 +112,18 @@ class VideoVAE(VideoModule):
         loss: VideoLoss | None = None,
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        feature_cache: float = 0.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(
-            image_size, backbone_layer, backbone_weights, loss, optimizer, lr_scheduler
+            image_size,
+            backbone_layer,
+            backbone_weights,
+            loss,
+            optimizer,
+            lr_scheduler,
+            feature_cache,
+            channels_last,
         )
         self.save_hyperparameters(ignore=["loss"])
         for name, value in (
@@ -223,10 +237,13 @@ class VideoVAE(VideoModule):
         """The frames a conditional model starts from (``None`` for the paper's VAE)."""
         return video[:, : self.condition_frames] if self.condition_frames else None
 
-    def forward(self, video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Reconstruction, mu, log-variance; z is sampled in training mode, ``mu`` in eval mode."""
+    def forward(self, video: Tensor, ids: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Reconstruction, mu, log-variance; z is sampled in training mode, ``mu`` in eval mode.
+
+        ``ids``: the clip's frame ids, for the feature cache (see :meth:`encode`).
+        """
         self.check_video(video)
-        features = self.encode(video)
+        features = self.encode(video, ids)
         mu, logvar = self.infer(features)
         z = self.reparameterise(mu, logvar) if self.training else mu
         context_features = features[:, : self.condition_frames] if self.condition_frames else None
@@ -303,7 +320,7 @@ class VideoVAE(VideoModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         video = batch["video"]
-        recon, mu, logvar = self(video)
+        recon, mu, logvar = self(video, self.frame_ids(batch))
         terms = self.objective(recon, video, mu, logvar, self.kl_weight())
         self.log_terms("train", terms, video.shape[0])
         return terms["loss"]

@@ -28,6 +28,7 @@ VARIANTS = {  # name -> overrides of the packaged config (which is "ctx+mom")
     "ctx+mom": [],
     "ctx+mom+skip": [f"{M}.skip=true"],
     "ctx+mom+composite": [f"{M}.composite=true"],
+    "ctx+mom+observed": [f"{M}.observed_motion=true"],
     "ctx+mom+ssim": [f"{M}.loss=vidgen.models.VideoLoss", f"{M}.loss.init_args.ssim=0.5"],
 }
 CONFIGS = {"shapes": "demo.yaml", "textured": "demo_textured.yaml"}

@@ -118,6 +118,13 @@ CHANGE_MODES = [
     {"output": "warp", "warp_from": "context"},
     {"output": "warp", "warp_from": "context", "composite": True, "skip": True},
     {"output": "warp", "warp_from": "context", "momentum": True, "train_rollout": True},
+    {
+        "output": "warp",
+        "warp_from": "context",
+        "momentum": True,
+        "train_rollout": True,
+        "observed_motion": True,
+    },
 ]
 
 
@@ -149,6 +156,29 @@ def test_change_outputs_train_away_from_copy_last(options):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]  # the zeroed head still gets gradients
+
+
+def test_observed_motion_reads_the_last_two_frames():
+    from vidgen.models.motion import MotionProposal
+
+    torch.manual_seed(0)
+    proposal = MotionProposal(hidden=4)
+    frames = torch.rand(3, 3, 16, 16)
+    assert torch.equal(proposal(frames, frames.roll(1, -1)), torch.zeros(3, 2, 16, 16))
+    torch.nn.init.normal_(proposal.net[-1].weight)  # as if trained
+    assert proposal(frames, frames).shape == (3, 2, 16, 16)
+    assert not torch.allclose(proposal(frames, frames), proposal(frames, frames.roll(1, -1)))
+    model = tiny(output="warp", observed_motion=True).eval()
+    model.proposal = proposal
+    video = torch.rand(2, 5, 3, 16, 16)
+    with torch.no_grad():  # the rollout's first step reads context frames 2 and 3
+        rolled = model(video[:, :3], horizon=1)
+        forced = model.teacher_forced(video)
+        moved = model(torch.cat([video[:, :1], video[:, 2:3].flip(-1), video[:, 2:3]], 1), 1)
+    assert torch.allclose(rolled[:, 0], forced[:, 2], atol=1e-6)
+    assert not torch.allclose(rolled, moved, atol=1e-3)
+    with pytest.raises(ValueError, match="observed_motion"):
+        tiny(output="frame", observed_motion=True)
 
 
 def test_flows_compose_and_context_warping_resamples_once():
@@ -225,3 +255,12 @@ def test_packaged_predictors_start_at_copy_last(config):
     with torch.no_grad():
         pred = model(video[:, :4], horizon=5)
     assert torch.allclose(pred, video[:, 3:4].expand_as(pred), atol=1e-6)
+
+
+def test_channels_last_backbone_gives_the_same_frames():
+    video = torch.rand(2, 5, 3, 16, 16)
+    plain, nhwc = tiny(output="warp"), tiny(output="warp", channels_last=True)
+    assert nhwc.backbone.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(plain.encode(video), nhwc.encode(video), atol=1e-5)
+        assert torch.allclose(plain(video[:, :3], 4), nhwc(video[:, :3], 4), atol=1e-5)

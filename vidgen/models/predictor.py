@@ -20,6 +20,7 @@ from torch import Tensor
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import SkipRefine, UpsampleDeconvHead, clamp_unit
 from vidgen.models.losses import VideoLoss
+from vidgen.models.motion import MotionProposal
 from vidgen.models.recurrent import LSTMCore
 
 RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
@@ -101,9 +102,19 @@ class FramePredictor(VideoModule):
             as for a camera pan or a thrown ball). Needs ``train_rollout``.
         skip: refine the head's output with the previous frame's pixels at full resolution
             (:class:`SkipRefine`): edges of the flow and gate follow the image's edges.
+        observed_motion: with ``output="warp"``, a full-resolution conv net
+            (:class:`MotionProposal`) proposes each flow from the frame and its change since
+            the frame before, and the head's flow is added to it; with ``momentum`` only the
+            first rollout step's (from the last two true frames): the velocity seen is carried
+            on from there. Motion read at the pixel, not only from coarse features.
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
+        feature_cache: GiB of memory for the backbone features of true training frames,
+            computed once per frame (:mod:`vidgen.models.feature_cache`; 0 = off). Needs data
+            with ``frame_ids`` (every embedded and file source has them).
+        channels_last: run the backbone in NHWC memory layout (see ``benchmarks/throughput.py``
+            for where it pays).
     """
 
     def __init__(
@@ -121,12 +132,22 @@ class FramePredictor(VideoModule):
         composite: bool = False,
         momentum: bool = False,
         skip: bool = False,
+        observed_motion: bool = False,
         loss: VideoLoss | None = None,
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        feature_cache: float = 0.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(
-            image_size, backbone_layer, backbone_weights, loss, optimizer, lr_scheduler
+            image_size,
+            backbone_layer,
+            backbone_weights,
+            loss,
+            optimizer,
+            lr_scheduler,
+            feature_cache,
+            channels_last,
         )
         self.save_hyperparameters(ignore=["loss"])
         if context_frames < 1:
@@ -135,12 +156,17 @@ class FramePredictor(VideoModule):
             raise ValueError(f"output must be one of {sorted(OUTPUT_CHANNELS)}, got {output!r}")
         if warp_from not in ("previous", "context"):
             raise ValueError(f"warp_from must be 'previous' or 'context', got {warp_from!r}")
-        if (composite or momentum or warp_from == "context") and output != "warp":
-            raise ValueError("composite, momentum and warp_from='context' need output='warp'")
+        if (
+            composite or momentum or observed_motion or warp_from == "context"
+        ) and output != "warp":
+            raise ValueError(
+                "composite, momentum, observed_motion and warp_from='context' need output='warp'"
+            )
         if momentum and not train_rollout:
             raise ValueError("momentum carries flows from step to step: set train_rollout=true")
         channels = OUTPUT_CHANNELS[output] + (COMPOSITE_CHANNELS if composite else 0)
         self.core = core(self.feature_shape)
+        self.proposal = MotionProposal() if observed_motion else None
         self.head = head(self.core.out_shape, image_size, out_channels=channels)
         self.refine = SkipRefine(channels) if skip else None
         if output != "frame":
@@ -153,21 +179,25 @@ class FramePredictor(VideoModule):
         self.composite = composite
         self.momentum = momentum
 
-    def forward(self, context: Tensor, horizon: int) -> Tensor:
-        """Roll out ``horizon`` frames after ``context`` ``(B, T, C, H, W)`` (any horizon >= 1)."""
+    def forward(self, context: Tensor, horizon: int, ids: Tensor | None = None) -> Tensor:
+        """Roll out ``horizon`` frames after ``context`` ``(B, T, C, H, W)`` (any horizon >= 1).
+
+        ``ids``: the context's frame ids, for the feature cache (see :meth:`encode`).
+        """
         self.check_video(context)
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
-        out, state = self.core(self.encode(context))
+        out, state = self.core(self.encode(context, ids))
         last = context[:, -1:]
         source = last if self.warp_from == "context" else None
-        frame, motion = self.next_frames(out[:, -1:], last)
-        frames = [frame]
+        before = context[:, -2:-1] if context.shape[1] > 1 else None
+        frame, motion = self.next_frames(out[:, -1:], last, before=before)
+        frames = [last, frame]
         for _ in range(horizon - 1):
             out, state = self.core(self.encode(frame), state)
-            frame, motion = self.next_frames(out, frame, motion, source)
+            frame, motion = self.next_frames(out, frame, motion, source, frames[-2])
             frames.append(frame)
-        return torch.cat(frames, dim=1)
+        return torch.cat(frames[1:], dim=1)
 
     def next_frames(
         self,
@@ -175,13 +205,16 @@ class FramePredictor(VideoModule):
         previous: Tensor,
         motion: Motion | None = None,
         source: Tensor | None = None,
+        before: Tensor | None = None,
     ) -> tuple[Tensor, Motion | None]:
         """Frames after ``previous`` ``(B, S, C, H, W)`` from the core's outputs at them, and
         the :class:`Motion` that made them (``output="warp"``; else ``None``).
 
         ``motion`` is the previous step's: with ``momentum`` its step flow, carried along
         itself, is the new step's starting point; with ``source`` (``warp_from="context"``)
-        the step is composed with its total flow and ``source`` is warped.
+        the step is composed with its total flow and ``source`` is warped. ``before``: the
+        frames before ``previous`` (same shape; default: ``previous``, no change seen), for
+        ``observed_motion``.
         """
         if self.output == "frame":
             return self.render(self.head, out), None
@@ -193,8 +226,14 @@ class FramePredictor(VideoModule):
             base = torch.logit(previous.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
             change = torch.sigmoid(base + logits) - torch.sigmoid(base)  # exactly 0 at init
             return (previous + change).clamp(0.0, 1.0), None
-        step = torch.tanh(logits[:, :, :2]) * self.max_flow
-        if self.momentum and motion is not None:
+        flow = logits[:, :, :2]
+        carrying = self.momentum and motion is not None
+        if self.proposal is not None and not carrying:
+            seen = previous if before is None else before
+            proposed = self.proposal(previous.flatten(0, 1), seen.flatten(0, 1))
+            flow = flow + proposed.view_as(flow)
+        step = torch.tanh(flow) * self.max_flow
+        if carrying:
             carried = warp(motion.step, motion.step)
             step = (carried + step).clamp(-self.max_flow, self.max_flow)
         if source is not None and motion is not None:
@@ -208,11 +247,14 @@ class FramePredictor(VideoModule):
         gate, pixels = clamp_unit(logits[:, :, 2:3]), clamp_unit(logits[:, :, 3:])
         return warped + gate * (pixels - warped), motion
 
-    def teacher_forced(self, video: Tensor) -> Tensor:
-        """Predictions of frames ``1..S-1``, each from the true frames before it."""
+    def teacher_forced(self, video: Tensor, ids: Tensor | None = None) -> Tensor:
+        """Predictions of frames ``1..S-1``, each from the true frames before it (``ids``: the
+        clip's frame ids, for the feature cache)."""
         self.check_video(video)
-        out, _ = self.core(self.encode(video[:, :-1]))
-        return self.next_frames(out, video[:, :-1])[0]
+        inputs = video[:, :-1]
+        out, _ = self.core(self.encode(inputs, None if ids is None else ids[:, :-1]))
+        before = torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)  # the first sees no change
+        return self.next_frames(out, inputs, before=before)[0]
 
     def split(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """A clip's context (at most ``context_frames``, leaving >= 1 frame) and its target."""
@@ -220,12 +262,14 @@ class FramePredictor(VideoModule):
         return video[:, :context], video[:, context:]
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        video = batch["video"]
+        video, ids = batch["video"], self.frame_ids(batch)
         if self.train_rollout:
             context, target = self.split(video)
-            pred = self(context, target.shape[1])
+            pred = self(
+                context, target.shape[1], None if ids is None else ids[:, : context.shape[1]]
+            )
         else:
-            pred, target = self.teacher_forced(video), video[:, 1:]
+            pred, target = self.teacher_forced(video, ids), video[:, 1:]
         terms = self.loss(pred, target, self.backbone)
         self.log_terms("train", terms, video.shape[0])
         return terms["loss"]

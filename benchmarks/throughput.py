@@ -1,0 +1,336 @@
+"""Training throughput of the packaged configs: frames/s, step time, peak memory.
+
+Every row builds a packaged config with :func:`vidgen.cli.build` (nothing re-typed; random
+backbone weights) and times training steps in a fresh process (so that peak memory is the row's
+own) in one of two modes:
+
+- ``model``: a loop of ``training_step`` + backward + optimiser step on one synthetic batch
+  already on the device: what the model costs, the input pipeline left out. With the feature
+  cache every frame of that batch is cached after the first step (the steady state of a long
+  run).
+- ``fit``: ``Trainer.fit`` with the config's own DataModule (embedded data only, as many
+  training videos as one epoch's batches take), timed from one step's end to the next (the
+  step plus waiting for its batch). Beside the ``model`` row it shows the input pipeline's
+  share. The cache row runs 3 epochs and times the last: a frame is cached from its second
+  visit, and random windows of 8 out of a video's 48 frames come back only partly (its hit
+  rate is in the table).
+
+Settings, one at a time against fp32: ``bf16-mixed`` autocast, ``channels_last`` backbone,
+``torch.compile`` of the backbone (``compile``), the frozen-feature cache (``cache``).
+Frames/s counts every frame of a clip, ``batch * frames / step time``.
+
+    python benchmarks/throughput.py                        # CPU rows (make bench), minutes
+    python benchmarks/throughput.py --device cuda          # GPU rows at the configs' own sizes
+    python benchmarks/throughput.py --configs demo --settings fp32 cache --modes model
+
+Writes ``benchmarks/results/throughput_<device>.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from common import RESULTS, environment, sync, write_results
+
+EMBEDDED = ("demo", "demo_paper", "demo_textured", "vae_demo", "vae_demo_paper")
+FULL = ("predictor_paper", "predictor", "vae_paper", "vae")
+SETTINGS = ("fp32", "bf16", "channels_last", "compile", "cache")
+CPU_PLAN = {  # config -> settings run on a CPU by default (the full configs at a small batch)
+    "demo": SETTINGS,
+    "demo_paper": SETTINGS,
+    "demo_textured": ("fp32", "cache"),
+    "vae_demo": ("fp32", "cache"),
+    "vae_demo_paper": ("fp32", "cache"),
+    "predictor_paper": SETTINGS,
+    "predictor": ("fp32", "cache"),
+    "vae_paper": ("fp32", "cache"),
+    "vae": ("fp32", "cache"),
+}
+CPU_FULL_BATCH = 2  # clips per batch of the 224 px configs on a CPU
+
+
+def overrides(row: dict) -> list[str]:
+    """Command-line overrides of a row's config."""
+    args = [
+        "--model.init_args.backbone_weights=null",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--data.init_args.batch_size={row['batch']}",
+        f"--data.init_args.num_workers={row['workers']}",
+    ]
+    if row["setting"] == "channels_last":
+        args.append("--model.init_args.channels_last=true")
+    if row["setting"] == "cache":
+        args.append("--model.init_args.feature_cache=4")
+    if row["setting"] == "bf16":
+        args.append("--trainer.precision=bf16-mixed")
+    return args
+
+
+def peak_memory(device: torch.device) -> float:
+    """GiB: the device's peak allocation (CUDA) or the process's peak resident set (CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def model_steps(cli, row: dict, device: torch.device) -> dict:
+    """Median seconds of ``row['steps']`` training steps on one synthetic batch."""
+    model, data = cli.model.to(device), cli.datamodule
+    b, s, size = row["batch"], data.frames, data.image_size
+    torch.manual_seed(0)
+    batch = {
+        "video": torch.rand(b, s, 3, size, size, device=device),
+        "frame_ids": torch.arange(b * s, device=device).view(b, s),
+        "index": torch.arange(b, device=device),
+    }
+    opt = model.configure_optimizers()
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if row["setting"] == "bf16"
+        else contextlib.nullcontext()
+    )
+    model.train()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss = model.training_step(dict(batch), 0)
+        loss.backward()
+        opt.step()
+
+    times = []
+    for i in range(row["warmup"] + row["steps"]):
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        if i >= row["warmup"]:
+            times.append(time.perf_counter() - start)
+    return {"step_s": statistics.median(times), "frames": b * s}
+
+
+class LastEpoch(L.Callback):
+    """The feature cache's hits and misses before the last epoch."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.before = (0, 0)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, model: L.LightningModule) -> None:
+        cache = model.feature_cache
+        if cache is not None and trainer.current_epoch == self.epochs - 1:
+            self.before = (cache.hits, cache.misses)
+
+
+def fit_steps(cli, row: dict) -> dict:
+    """Median seconds from one step's end to the next's in ``Trainer.fit`` on the real data,
+    in the last epoch."""
+    from vidgen.callbacks import StepTimer
+
+    per_epoch = row["warmup"] + row["steps"]
+    timer = StepTimer(warmup=(row["epochs"] - 1) * (per_epoch - 1) + row["warmup"])
+    last = LastEpoch(row["epochs"])
+    cli.trainer.callbacks += [timer, last]
+    cli.trainer.fit(cli.model, cli.datamodule)
+    out = {"step_s": timer.median(periods=True), "frames": row["batch"] * cli.datamodule.frames}
+    cache = cli.model.feature_cache
+    if cache is not None:
+        hits, misses = cache.hits - last.before[0], cache.misses - last.before[1]
+        out["hit_rate"] = round(hits / max(1, hits + misses), 3)
+    return out
+
+
+def run_row(row: dict) -> dict:
+    """Build the row's config and time it, in this process."""
+    from vidgen.cli import build
+
+    warnings.filterwarnings("ignore")
+    device = torch.device(row["device"])
+    with tempfile.TemporaryDirectory() as tmp:
+        per_epoch = row["warmup"] + row["steps"]
+        args = [
+            *overrides(row),
+            f"--trainer.default_root_dir={tmp}",
+            f"--trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
+            "--trainer.devices=1",
+            f"--trainer.max_epochs={row['epochs']}",
+            f"--trainer.limit_train_batches={per_epoch}",
+            "--trainer.limit_val_batches=0",
+            "--trainer.num_sanity_val_steps=0",
+        ]
+        if row["mode"] == "fit":  # the clips of one epoch's batches, seen every epoch
+            args.append(f"--data.init_args.num_train={row['batch'] * per_epoch}")
+        cli = build(row["config"], *args)
+        if row["setting"] == "compile":
+            cli.model.backbone.compile()
+        fit = row["mode"] == "fit"
+        timing = fit_steps(cli, row) if fit else model_steps(cli, row, device)
+    sizes = cli.datamodule
+    return {
+        **row,
+        **timing,
+        "image_size": sizes.image_size,
+        "clip_frames": sizes.frames,
+        "frames_per_s": timing["frames"] / timing["step_s"],
+        "peak_gib": peak_memory(device),
+    }
+
+
+def in_subprocess(row: dict) -> dict:
+    """:func:`run_row` in a fresh interpreter (its own peak memory, its own compile caches)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, __file__, "--row", json.dumps(row)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return {**row, "error": " | ".join(tail)[:300]}
+    return json.loads(lines[-1])
+
+
+def plan(args: argparse.Namespace) -> list[dict]:
+    """The rows to run."""
+    cuda = args.device == "cuda"
+    rows = []
+    configs = args.configs or (EMBEDDED + FULL)
+    for config in configs:
+        settings = args.settings or (SETTINGS if cuda else CPU_PLAN.get(config, ("fp32",)))
+        for setting in settings:
+            for mode in args.modes:
+                if mode == "fit" and config not in EMBEDDED:
+                    continue  # the UCF101 configs need the dataset
+                if mode == "fit" and setting not in ("fp32", "cache"):
+                    continue
+                batch = args.batch or (CPU_FULL_BATCH if config in FULL and not cuda else 0)
+                cache_fit = mode == "fit" and setting == "cache"
+                rows.append(
+                    {
+                        "config": config,
+                        "mode": mode,
+                        "setting": setting,
+                        "device": args.device,
+                        "batch": batch,
+                        "workers": args.workers,
+                        "warmup": args.warmup,
+                        "steps": args.steps,
+                        # the cache pays from the second visit of a frame: time epoch 3 of 3
+                        "epochs": 3 if cache_fit else 1,
+                    }
+                )
+    return rows
+
+
+def fill_batch(row: dict) -> dict:
+    """A row whose batch is 0 takes its config's own batch size."""
+    if row["batch"]:
+        return row
+    import yaml
+
+    from vidgen.cli import config_path
+
+    data = yaml.safe_load(config_path(row["config"]).read_text())["data"]["init_args"]
+    return {**row, "batch": int(data.get("batch_size", 16))}
+
+
+def table(rows: list[dict], env: dict) -> str:
+    """Markdown of the rows, with the fp32 row of each config and mode as the 1.00x."""
+    base = {
+        (r["config"], r["mode"]): r["frames_per_s"]
+        for r in rows
+        if r["setting"] == "fp32" and "error" not in r
+    }
+    model_fp32 = {
+        r["config"]: r["frames_per_s"]
+        for r in rows
+        if "error" not in r and r["mode"] == "model" and r["setting"] == "fp32"
+    }
+    lines = [
+        f"# Training throughput ({env['device']})",
+        "",
+        f"torch {env['torch']}, {env['threads']} threads, {env.get('gpu', env['cpu'])}. "
+        "Random backbone weights; median of the timed steps after warm-up. model: synthetic "
+        "batch on the device; fit: `Trainer.fit` on the config's DataModule (the step plus the "
+        "wait for its batch). x fp32: against the fp32 row of the same config and mode; "
+        "fit / model: the fit row against the model-only fp32 row. Peak memory: CUDA peak "
+        "allocation, or the process's peak resident set on a CPU.",
+        "",
+        "| config | mode | px | batch x frames | setting | frames/s | step ms | x fp32 | "
+        "fit / model | peak GiB | cache hits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(
+                f"| {r['config']} | {r['mode']} | | | {r['setting']} | failed: {r['error']} "
+                "| | | | | |"
+            )
+            continue
+        ratio = r["frames_per_s"] / base[(r["config"], r["mode"])]
+        share = (
+            f"{r['frames_per_s'] / model_fp32[r['config']]:.0%}"
+            if r["mode"] == "fit" and r["setting"] == "fp32" and r["config"] in model_fp32
+            else ""
+        )
+        hits = f"{r['hit_rate']:.0%}" if "hit_rate" in r else ""
+        lines.append(
+            f"| {r['config']} | {r['mode']} | {r['image_size']} | {r['batch']} x "
+            f"{r['clip_frames']} | {r['setting']} | {r['frames_per_s']:.1f} | "
+            f"{1000 * r['step_s']:.0f} | {ratio:.2f} | {share} | {r['peak_gib']:.2f} | {hits} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--configs", nargs="+", choices=EMBEDDED + FULL)
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS)
+    parser.add_argument("--modes", nargs="+", choices=("model", "fit"), default=["model", "fit"])
+    parser.add_argument("--batch", type=int, default=0, help="clips a batch (0: the config's)")
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of fit rows")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--row", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.row:
+        print(json.dumps(run_row(json.loads(args.row))))
+        return
+    rows = []
+    for row in map(fill_batch, plan(args)):
+        result = in_subprocess(row)
+        print(
+            json.dumps(
+                {k: result.get(k) for k in ("config", "mode", "setting", "frames_per_s", "error")}
+            ),
+            flush=True,
+        )
+        rows.append(result)
+    env = environment(torch.device(args.device))
+    write_results(
+        RESULTS / f"throughput_{args.device}", table(rows, env), {"env": env, "rows": rows}
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,17 @@ def corpus(tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("ucf101"), big=2)
 
 
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """Ten 8-10 frame 32x24 videos of 2 classes in the UCF101 layout, no bad files (read only).
+
+    Fold 1 (``val_fraction=0.2``): 4 train, 2 val and 4 test videos."""
+    from ucf101_corpus import CLASSES, make_corpus
+
+    root = tmp_path_factory.mktemp("tiny_ucf101")
+    return make_corpus(root, CLASSES[:2], groups=5, size=(32, 24), lengths=(8, 10), quirks=False)
+
+
 @pytest.fixture
 def own_corpus(corpus, tmp_path):
     """A private copy of ``corpus`` (tests that change files or caches)."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing as mp
 import os
+import time
 from collections import namedtuple
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from ucf101_corpus import dm_for, frame_numbers, read_number
 
 from vidgen.data import frame_cache
 from vidgen.data.frame_cache import CachedReader, FrameCache
+from vidgen.data.ucf101 import UCF101DataModule
 from vidgen.data.video import VideoError
 
 
@@ -142,3 +148,102 @@ def test_an_interrupted_build_keeps_what_it_decoded(own_corpus, tmp_path, monkey
     monkeypatch.setattr(frame_cache, "process_map", real)
     assert len(cache.build(videos)) == len(videos)
     assert cache.decoded == len(videos) - 4  # 5 decoded, 4 saved (every 2) before the stop
+
+
+# ------------------------------------------------------------------- concurrent builders
+
+DECODE_DELAY = 0.1  # seconds added to each video's decode: the builds surely overlap
+
+
+class SlowReader:
+    """The reader ``make()`` makes, ``DECODE_DELAY`` slower a read."""
+
+    def __init__(self, make) -> None:
+        self.reader = make()
+
+    def read(self, *args, **kwargs):
+        time.sleep(DECODE_DELAY)
+        return self.reader.read(*args, **kwargs)
+
+
+class SlowDecoding(UCF101DataModule):
+    """Builds its frame cache with :class:`SlowReader` (reads clips the usual way)."""
+
+    def reader_factory(self, cached=None):
+        factory = super().reader_factory(cached)
+        return partial(SlowReader, factory) if cached == {} else factory
+
+
+def build_at_once(root: str, cache: str, start, results) -> None:
+    """One of two builders: index and frame cache of ``root`` in ``cache``, started together."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("vidgen.data.locking").addHandler(handler)
+    logging.getLogger("vidgen.data.locking").setLevel(logging.INFO)
+    dm = SlowDecoding(
+        root, frames=4, image_size=16, val_fraction=0.2, frame_cache=True, cache_dir=cache
+    )
+    dm.progress, dm.index_workers = False, 1
+    start.wait(120)
+    dm.prepare_data()
+    index = dm._index
+    results.put({k: index[k] for k in ("probed", "decoded", "cached")} | {"log": messages})
+
+
+def test_concurrent_builders_build_once_and_agree(tiny_corpus, tmp_path):
+    """Two processes build the same index and frame cache at once: one probes and decodes
+    every video, the other waits for its lock, then reads it all; the files equal a
+    single-process build and the manifest lists every video."""
+    # Forked, not spawned: a spawned child imports torch and Lightning again (~15 s on 2 cores).
+    # The builders still contend as two jobs would: each opens the lock file itself (flock
+    # locks an open file), and neither decodes in its own process (process_map's pool does).
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    start, results = ctx.Barrier(2), ctx.Queue()
+    cache = tmp_path / "shared"
+    args = (str(tiny_corpus.root), str(cache), start, results)
+    builders = [ctx.Process(target=build_at_once, args=args) for _ in range(2)]
+    for builder in builders:
+        builder.start()
+    done = sorted((results.get(timeout=300) for _ in builders), key=lambda r: -r["decoded"])
+    for builder in builders:
+        builder.join(60)
+        assert builder.exitcode == 0
+    videos = len(tiny_corpus.lengths)  # each step done by one builder, whichever came first
+    assert sorted(r["probed"] for r in done) == [0, videos]
+    assert [r["decoded"] for r in done] == [videos, 0]
+    waited = [m for m in done[1]["log"] if "waiting for another process building it" in m]
+    assert any(m.startswith("frame cache") for m in waited), done[1]["log"]
+    assert done[0]["cached"] == done[1]["cached"] and len(done[0]["cached"]) == videos
+    single = dm_for(tiny_corpus.root, image_size=16, frame_cache=True, cache_dir=tmp_path / "one")
+    single.prepare_data()
+    reference = single._index["cached"]
+    assert reference.keys() == done[0]["cached"].keys()
+    directory = Path(next(iter(done[0]["cached"].values()))).parent.parent
+    for path, file in done[0]["cached"].items():
+        assert np.array_equal(np.load(file), np.load(reference[path])), path
+    manifest = json.loads((directory / frame_cache.MANIFEST).read_text())
+    assert sorted(manifest["videos"]) == sorted(tiny_corpus.lengths)
+    assert not any("error" in entry for entry in manifest["videos"].values())
+    leftovers = [p.name for p in cache.rglob(".*") if p.name.startswith((".tmp_", ".manifest_"))]
+    assert not leftovers
+
+
+def test_manifest_saves_merge_with_what_another_builder_wrote(tiny_corpus, tmp_path):
+    """A build re-reads the manifest under the lock and every save merges into what is on
+    disk: entries another builder wrote are never dropped."""
+    dm = dm_for(tiny_corpus.root, image_size=16)
+    dm.setup("fit")
+    dm.setup("test")
+    videos = videos_of(dm)
+    first = FrameCache(tmp_path, tiny_corpus.video_dir, 16, workers=1, progress=False)
+    second = FrameCache(tmp_path, tiny_corpus.video_dir, 16, workers=1, progress=False)
+    half = len(videos) // 2
+    first.build(videos[:half])
+    second.build(videos[half:])
+    assert first.decoded == half and second.decoded == len(videos) - half
+    assert len(json.loads((tmp_path / frame_cache.MANIFEST).read_text())["videos"]) == len(videos)
+    merged = first._save({"late/entry.avi": {"size": 1, "mtime_ns": 1, "frames": 1}})
+    assert len(merged) == len(videos) + 1  # the second build's entries kept
+    again = FrameCache(tmp_path, tiny_corpus.video_dir, 16, workers=1, progress=False)
+    assert len(again.build(videos)) == len(videos) and again.decoded == 0

@@ -131,7 +131,19 @@ class VideoFileDataModule(VideoDataModule):
         super().setup(stage)
 
     def prepare_data(self) -> None:
-        """Build the video index cache once (rank 0) so that the other ranks only read it."""
+        """Build the video index and, with ``frame_cache``, the frame cache, once per node.
+
+        Lightning calls ``prepare_data`` in one process per node (local rank 0; with
+        ``prepare_data_per_node=False``, global rank 0 only), then makes every rank wait at a
+        barrier before ``setup``. ``setup`` on every rank runs the same build, which then finds
+        the index and every cache file fresh and probes and decodes nothing: it only reads
+        files written whole (temporary name, then ``os.replace``). Both caches are also built
+        under an inter-process lock (:mod:`vidgen.data.locking`), so that ranks or jobs that
+        reach a build together (two runs on the same ``cache_dir``; the ranks of a node that
+        has no ``prepare_data`` call of its own when ``prepare_data_per_node=False`` and the
+        cache is not on a shared file system) build it once: one builds, the others wait and
+        then read it.
+        """
         self.check_config()
         self._build_index()
 
@@ -170,10 +182,15 @@ class VideoFileDataModule(VideoDataModule):
             },
             self.name,
         )
+        cached, decoded = (
+            self._cache_frames(listing.video_dir, videos) if self.frame_cache else ({}, 0)
+        )
         self._index = {
             "videos": videos,
             "index_file": index.file,
-            "cached": self._cache_frames(listing.video_dir, videos) if self.frame_cache else {},
+            "cached": cached,
+            "probed": index.probed,  # videos this process probed / decoded into the frame
+            "decoded": decoded,  # cache (0 where another process had built them)
         }
         return self._index
 
@@ -188,8 +205,9 @@ class VideoFileDataModule(VideoDataModule):
         name += "" if decoder == "decord" else f"_{decoder}"
         return Path(self.cache_dir or default_cache_dir()) / name
 
-    def _cache_frames(self, video_dir: Path, videos: dict[str, list]) -> dict[str, str]:
-        """Decode the splits' videos into the frame cache -> ``{path: cache file}``."""
+    def _cache_frames(self, video_dir: Path, videos: dict[str, list]) -> tuple[dict[str, str], int]:
+        """Decode the splits' videos into the frame cache -> ``({path: cache file}, number of
+        videos this process decoded)``."""
         from vidgen.data.frame_cache import FrameCache
 
         cache = FrameCache(
@@ -201,7 +219,8 @@ class VideoFileDataModule(VideoDataModule):
             reader=self.reader_factory(cached={}),
         )
         unique = {v.path: v.info for split in videos.values() for v in split}
-        return cache.build(list(unique.items()))
+        files = cache.build(list(unique.items()))
+        return files, cache.decoded
 
     def reader_factory(self, cached: dict[str, str] | None = None):
         """A picklable factory of the clip reader: the frame cache where it has the video, the

@@ -12,6 +12,13 @@ frame (12 KB at 64 px, 37 KB at 112 px; all of UCF101's ~2.5 million frames take
 Files are stamped with their source's size and mtime in ``manifest.json``: a changed video is
 decoded again, an unchanged one never. A video that fails to decode is recorded and read by the
 fallback reader (the decoder) during the epoch, where the dataset's failure handling applies.
+
+Builders share a cache directory safely: a build holds an inter-process lock on its ``.lock``
+file (:class:`~vidgen.data.locking.FileLock`) from reading the manifest to its last save, so a
+second process building the same cache (another DDP rank, another job) waits, then finds every
+video fresh and decodes nothing; the manifest is re-read before every save and the entries
+merged, never replaced. Every ``.npy`` file and the manifest are written under a temporary name
+and moved into place (``os.replace``): a reader never sees a half-written one.
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from vidgen.data.decoders import make_reader
+from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
 from vidgen.data.video import FrameReader, VideoError, VideoInfo
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"  # held while a process builds the cache
 VERSION = 1
 CHUNK = 128  # frames decoded per reader call while building
 SAVE_EVERY = 64  # videos decoded between two manifest saves
@@ -110,15 +119,43 @@ class FrameCache:
             return {}
         return data.get("videos", {})
 
-    def _save(self, entries: dict[str, dict]) -> None:
+    def _save(self, updates: dict[str, dict]) -> dict[str, dict]:
+        """Merge ``updates`` into the manifest on disk (re-read now: entries another builder
+        wrote are kept) and write it atomically -> the merged entries."""
+        entries = {**self._manifest(), **updates}
         payload = {"version": VERSION, "image_size": self.image_size, "videos": entries}
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".manifest_")
         with os.fdopen(fd, "w") as out:
             json.dump(payload, out)
         os.replace(tmp, self.directory / MANIFEST)
+        return entries
 
     def build(self, videos: Sequence[tuple[str, VideoInfo]]) -> dict[str, str]:
-        """Cache files of ``videos`` (``(path, info)`` pairs), decoding what is missing."""
+        """Cache files of ``videos`` (``(path, info)`` pairs), decoding what is missing.
+
+        Holds the cache's lock throughout: a concurrent build of the same directory waits for
+        this one, then decodes only what this one did not."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.directory / LOCK, what=f"frame cache {self.directory}"):
+            entries = self._build(videos)
+        files, failed = {}, []
+        for source, _info in videos:
+            key = self._key(source)
+            if "error" in entries[key]:
+                failed.append(f"{source}: {entries[key]['error']}")
+            else:
+                files[source] = str(self._target(key))
+        if failed:
+            log.warning(
+                "frame cache: %d videos did not decode and are read by the decoder instead "
+                "(first: %s)",
+                len(failed),
+                failed[0],
+            )
+        return files
+
+    def _build(self, videos: Sequence[tuple[str, VideoInfo]]) -> dict[str, dict]:
+        """Decode the missing and stale ``videos`` (lock held) -> the manifest's entries."""
         entries = self._manifest()
         size = self.image_size
         jobs, stamps = [], {}
@@ -138,27 +175,14 @@ class FrameCache:
             self._check_space(sum(job[2] for job in jobs))
             desc = f"decoding {len(jobs)} videos into the frame cache"
             done = process_map(_decode_job, jobs, self.workers, desc, progress=self.progress)
+            updates = {}
             for count, (source, error) in enumerate(done, 1):
                 key = self._key(source)
-                entries[key] = {**stamps[key], **({"error": error} if error else {})}
+                updates[key] = {**stamps[key], **({"error": error} if error else {})}
                 if count % SAVE_EVERY == 0:  # an interrupted build keeps what it decoded
-                    self._save(entries)
-            self._save(entries)
-        files, failed = {}, []
-        for source, _info in videos:
-            key = self._key(source)
-            if "error" in entries[key]:
-                failed.append(f"{source}: {entries[key]['error']}")
-            else:
-                files[source] = str(self._target(key))
-        if failed:
-            log.warning(
-                "frame cache: %d videos did not decode and are read by the decoder instead "
-                "(first: %s)",
-                len(failed),
-                failed[0],
-            )
-        return files
+                    self._save(updates)
+            entries = self._save(updates)
+        return entries
 
     def _check_space(self, frames: int) -> None:
         """Raise ``OSError(ENOSPC)`` naming the fixes when ``frames`` frames do not fit."""

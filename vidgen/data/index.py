@@ -1,20 +1,25 @@
 """The video index: frame count, fps and size of every video file, probed once and cached.
 
 Entries are keyed by the path relative to the video folder and stamped with the file's size and
-mtime; the cache lives beside the data, or in a cache dir when the folder is read-only.
+mtime; the cache lives beside the data, or in a cache dir when the folder is read-only. An update
+holds an inter-process lock (``<index file>.lock``, :class:`~vidgen.data.locking.FileLock`) from
+re-reading the file to rewriting it, so concurrent updates (DDP ranks, jobs sharing the data)
+serialise and merge their entries instead of overwriting each other's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 from vidgen.data.decoders import probe
+from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
 from vidgen.data.video import VideoError, avi_header
 
@@ -72,7 +77,9 @@ class VideoIndex:
     reads complete AVI files from their headers in this process (about 0.05 ms a file) and
     decodes only the others; ``verify=True`` decodes the last frames of every file. Decoding
     probes run in ``workers`` processes with a tqdm progress bar; the cache file is rewritten
-    atomically. ``name`` names the cache file (:func:`index_file`); ``decoder`` probes (see
+    atomically, under a lock (``<file>.lock``) held from re-reading it to writing it, so that a
+    concurrent update waits and then probes only what this one did not. ``name`` names the
+    cache file (:func:`index_file`); ``decoder`` probes (see
     :func:`vidgen.data.decoders.probe`).
     """
 
@@ -122,8 +129,27 @@ class VideoIndex:
         except ValueError:
             return str(path)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the index's lock; without one (its folder is not writable, so the index cannot
+        be saved there either) go on unlocked."""
+        lock = FileLock(self.file.with_name(self.file.name + ".lock"), f"video index {self.file}")
+        try:
+            lock.acquire()
+        except OSError as err:
+            log.debug("video index %s: no lock (%s)", self.file, err)
+        try:
+            yield
+        finally:
+            lock.release()
+
     def update(self, paths: Sequence[Path]) -> dict[Path, dict]:
         """Info dicts (``frames, fps, width, height, seekable`` or ``error``) of ``paths``."""
+        with self._locked():
+            self.entries = {**self.entries, **self._load()}  # what another process added
+            return self._update(paths)
+
+    def _update(self, paths: Sequence[Path]) -> dict[Path, dict]:
         stale: list[Path] = []
         stamps: dict[Path, tuple[int, int]] = {}
         for path in paths:

@@ -88,7 +88,8 @@ def main_cli() -> None:
     args = parser.parse_args()
     if not args.table:
         for variant in args.variants:
-            line = run(args.dataset, variant, args.epochs, args.runs.resolve() / variant)
+            root = args.runs.resolve() / f"{args.dataset}_{variant}"
+            line = run(args.dataset, variant, args.epochs, root)
             with LOG.open("a") as f:
                 f.write(json.dumps(line) + "\n")
     lines = [json.loads(x) for x in LOG.read_text().splitlines() if x.strip()]

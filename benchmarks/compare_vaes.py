@@ -81,7 +81,7 @@ def train(model: VideoVAE, video: Tensor, steps: int, batch_size: int) -> tuple[
     for step in range(steps):
         idx = torch.randint(0, len(video), (batch_size,), generator=order)
         clip, feat = video[idx], feats[idx]
-        mu, logvar = model.infer(feat)
+        mu, logvar = model.infer(feat, clip)
         z = model.reparameterise(mu, logvar)
         recon = model.decode(z, clip.shape[1], model.context(clip), feat[:, :c] if c else None)
         terms = model.objective(recon, clip, mu, logvar, model.kl_weight(step))

@@ -158,27 +158,56 @@ def test_change_outputs_train_away_from_copy_last(options):
     assert losses[-1] < 0.9 * losses[0]  # the zeroed head still gets gradients
 
 
-def test_observed_motion_reads_the_last_two_frames():
-    from vidgen.models.motion import MotionProposal
-
+def translating(steps: int, speed: tuple[int, int], size: int = 16) -> torch.Tensor:
+    """``(1, steps, 3, size, size)``: a smooth random texture moving ``speed`` px a frame."""
     torch.manual_seed(0)
-    proposal = MotionProposal(hidden=4)
-    frames = torch.rand(3, 3, 16, 16)
-    assert torch.equal(proposal(frames, frames.roll(1, -1)), torch.zeros(3, 2, 16, 16))
-    torch.nn.init.normal_(proposal.net[-1].weight)  # as if trained
-    assert proposal(frames, frames).shape == (3, 2, 16, 16)
-    assert not torch.allclose(proposal(frames, frames), proposal(frames, frames.roll(1, -1)))
-    model = tiny(output="warp", observed_motion=True).eval()
-    model.proposal = proposal
-    video = torch.rand(2, 5, 3, 16, 16)
-    with torch.no_grad():  # the rollout's first step reads context frames 2 and 3
-        rolled = model(video[:, :3], horizon=1)
-        forced = model.teacher_forced(video)
-        moved = model(torch.cat([video[:, :1], video[:, 2:3].flip(-1), video[:, 2:3]], 1), 1)
-    assert torch.allclose(rolled[:, 0], forced[:, 2], atol=1e-6)
-    assert not torch.allclose(rolled, moved, atol=1e-3)
-    with pytest.raises(ValueError, match="observed_motion"):
-        tiny(output="frame", observed_motion=True)
+    big = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 3 * size, 3 * size), 3, 1, 1)
+    frames = [
+        big[
+            ...,
+            size - t * speed[1] : 2 * size - t * speed[1],
+            size - t * speed[0] : 2 * size - t * speed[0],
+        ]
+        for t in range(steps)
+    ]
+    return torch.stack(frames, 1)
+
+
+def test_block_matching_finds_where_pixels_came_from():
+    from vidgen.models.motion import block_match, observed_velocity
+
+    video = translating(4, (2, -1))
+    flow = block_match(video[:, 0], video[:, 1], radius=3)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    assert torch.equal(flow[:, 0][inner[:1] + inner[2:]], torch.full((1, 8, 8), 2.0))
+    assert torch.equal(flow[:, 1][inner[:1] + inner[2:]], torch.full((1, 8, 8), -1.0))
+    flat = torch.zeros(1, 3, 8, 8)
+    assert torch.equal(block_match(flat, flat, 2), torch.zeros(1, 2, 8, 8))  # ties: no motion
+    velocity = observed_velocity(video, span=3, max_speed=2.0)  # 3 steps apart, / 3
+    assert torch.allclose(velocity[..., 6:-6, 6:-6], torch.tensor([2.0, -1.0]).view(1, 2, 1, 1))
+    assert torch.equal(observed_velocity(video[:, :1], 3, 2.0), torch.zeros(1, 2, 16, 16))
+    with pytest.raises(ValueError, match="patch"):
+        block_match(flat, flat, 1, patch=4)
+
+
+def test_observed_motion_seeds_the_momentum():
+    from vidgen.models.predictor import GATE_SCALE
+
+    options = dict(output="warp", warp_from="context", momentum=True, train_rollout=True)
+    model = tiny(observed_motion=True, **options).eval()
+    assert model.motion_gate.item() == 0.0  # copy-last at initialisation (CHANGE_MODES)
+    video = translating(7, (1, 0))
+    with torch.no_grad():
+        model.motion_gate.fill_(1 / GATE_SCALE)  # as if trained to trust what it sees
+        pred = model(video[:, :3], horizon=4)
+        forced = model.teacher_forced(video[:, :4])
+    # constant velocity: 1 px a step to the right, away from the borders it cannot know
+    for step in range(4):
+        inner = (slice(None), slice(None), slice(2, -2), slice(2 + step + 1, -2))
+        assert torch.allclose(pred[:, step][inner], video[:, 3 + step][inner], atol=1e-5), step
+    assert torch.allclose(forced[:, 2], pred[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="momentum"):
+        tiny(output="warp", observed_motion=True)
 
 
 def test_flows_compose_and_context_warping_resamples_once():

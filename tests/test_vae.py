@@ -397,3 +397,34 @@ def test_the_improved_options_make_the_decoder_use_z():
     # measured: 8e-4 dB vs 3e-8 dB (the paper's decoder ignores z); it grows with training
     # (benchmarks/compare_vaes.py), but dozens of steps are what a test can afford
     assert gap > 2e-4 and gap > 100 * abs(paper), (gap, paper)
+
+
+def test_map_latent_with_observed_motion_starts_as_the_velocity_seen():
+    encoder = partial(ConvLSTMCore, hidden_channels=4, num_layers=1)
+    model = conditional(encoder=encoder, latent="map", observed_motion=True, z_dim=3).eval()
+    assert model.z_shape == (3, 4, 4)  # pool2 at 16 px
+    torch.manual_seed(0)
+    texture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 48, 48), 3, 1, 1)
+    video = torch.stack([texture[..., 16:32, 16 - t : 32 - t] for t in range(5)], 1)  # 1 px right
+    still = video[:, :1].expand_as(video)
+    with torch.no_grad():
+        mu, logvar = model.posterior(torch.cat([video, still]))
+        maps = model.motion_maps(video, (4, 4))
+        recon = model.reconstruct(video)
+        samples = model.sample(
+            2, 5, torch.Generator().manual_seed(0), context=video[:, :1].repeat(2, 1, 1, 1, 1)
+        )
+        path = model.interpolate(video, still, steps=3)
+    assert mu.shape == logvar.shape == (2, 3, 4, 4)
+    assert torch.allclose(maps[:, 0], torch.zeros(1, 2, 4, 4))  # the first frame: nothing seen
+    assert maps[0, 1:, 0, 1:3, 1:3].mean() == pytest.approx(1 / 4)  # 1 px of max_flow 4
+    # the latent's first two channels differ by the velocity seen (1 px a step in x)
+    assert (mu[0, 0] - mu[1, 0])[1:3, 1:3].mean() == pytest.approx(1.0, abs=0.1)
+    assert recon.shape == video.shape and samples.shape == (2, 5, 3, 16, 16)
+    assert path.shape == (1, 3, 5, 3, 16, 16)
+    with pytest.raises(ValueError, match="map"):
+        conditional(latent="map")  # the default LSTM encoder flattens the map
+    with pytest.raises(ValueError, match="z_dim"):
+        conditional(encoder=encoder, latent="map", observed_motion=True, z_dim=1)
+    with pytest.raises(ValueError, match="video"):
+        model.infer(model.encode(video))

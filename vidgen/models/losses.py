@@ -13,8 +13,9 @@ from vidgen.models.backbone import FrozenVGG16
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)), summed over the last dim, averaged over the rest."""
-    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1).mean()
+    """KL(N(mu, exp(logvar)) || N(0, I)) of ``(B, ...)`` latents: summed over each latent's
+    elements, averaged over the batch."""
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).flatten(1).sum(-1).mean()
 
 
 def gradient_difference(pred: Tensor, target: Tensor) -> Tensor:

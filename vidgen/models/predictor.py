@@ -15,17 +15,20 @@ from typing import Any, Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import SkipRefine, UpsampleDeconvHead, clamp_unit
 from vidgen.models.losses import VideoLoss
-from vidgen.models.motion import MotionProposal
+from vidgen.models.motion import observed_velocity
 from vidgen.models.recurrent import LSTMCore
 
 RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
 OUTPUT_CHANNELS = {"frame": 3, "residual": 3, "warp": 2}  # what the head emits per output mode
 COMPOSITE_CHANNELS = 4  # a gate and RGB pixels, after the flow, with ``composite=True``
+MOTION_SPAN = 3  # observed_motion: frames between the two context frames matched
+GATE_SCALE = 30.0  # the motion gate is this times its parameter: Adam moves a parameter by
+# about the learning rate a step, and the gate has to travel from 0 to ~1 in tens of steps
 
 
 def warp(frames: Tensor, flow: Tensor) -> Tensor:
@@ -102,11 +105,12 @@ class FramePredictor(VideoModule):
             as for a camera pan or a thrown ball). Needs ``train_rollout``.
         skip: refine the head's output with the previous frame's pixels at full resolution
             (:class:`SkipRefine`): edges of the flow and gate follow the image's edges.
-        observed_motion: with ``output="warp"``, a full-resolution conv net
-            (:class:`MotionProposal`) proposes each flow from the frame and its change since
-            the frame before, and the head's flow is added to it; with ``momentum`` only the
-            first rollout step's (from the last two true frames): the velocity seen is carried
-            on from there. Motion read at the pixel, not only from coarse features.
+        observed_motion: with ``momentum``, the first rollout step's flow also gets the
+            velocity seen in the context (:func:`~vidgen.models.motion.observed_velocity`:
+            block matching of the last true frame against the one ``MOTION_SPAN`` steps
+            earlier) times a learned gate that starts at 0 (copy-last at initialisation):
+            momentum carries it on, the head learns what to change. Motion read at the pixel,
+            not from coarse features alone.
         loss: reconstruction loss (default: MSE, the paper's).
         optimizer: default Adam with lr 0.01 (paper).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
@@ -164,9 +168,11 @@ class FramePredictor(VideoModule):
             )
         if momentum and not train_rollout:
             raise ValueError("momentum carries flows from step to step: set train_rollout=true")
+        if observed_motion and not momentum:
+            raise ValueError("observed_motion seeds the momentum: set momentum=true")
         channels = OUTPUT_CHANNELS[output] + (COMPOSITE_CHANNELS if composite else 0)
         self.core = core(self.feature_shape)
-        self.proposal = MotionProposal() if observed_motion else None
+        self.motion_gate = nn.Parameter(torch.zeros(())) if observed_motion else None
         self.head = head(self.core.out_shape, image_size, out_channels=channels)
         self.refine = SkipRefine(channels) if skip else None
         if output != "frame":
@@ -190,14 +196,21 @@ class FramePredictor(VideoModule):
         out, state = self.core(self.encode(context, ids))
         last = context[:, -1:]
         source = last if self.warp_from == "context" else None
-        before = context[:, -2:-1] if context.shape[1] > 1 else None
-        frame, motion = self.next_frames(out[:, -1:], last, before=before)
-        frames = [last, frame]
+        frame, motion = self.next_frames(out[:, -1:], last, observed=self.observed(context))
+        frames = [frame]
         for _ in range(horizon - 1):
             out, state = self.core(self.encode(frame), state)
-            frame, motion = self.next_frames(out, frame, motion, source, frames[-2])
+            frame, motion = self.next_frames(out, frame, motion, source)
             frames.append(frame)
-        return torch.cat(frames[1:], dim=1)
+        return torch.cat(frames, dim=1)
+
+    def observed(self, frames: Tensor) -> Tensor | None:
+        """The velocity seen at the last of ``frames`` ``(B, T, C, H, W)``, ``(B, 1, 2, H, W)``
+        pixels a step, times the motion gate (``None`` without ``observed_motion``)."""
+        if self.motion_gate is None:
+            return None
+        seen = observed_velocity(frames.detach(), MOTION_SPAN, self.max_flow)
+        return GATE_SCALE * self.motion_gate * seen[:, None]
 
     def next_frames(
         self,
@@ -205,16 +218,15 @@ class FramePredictor(VideoModule):
         previous: Tensor,
         motion: Motion | None = None,
         source: Tensor | None = None,
-        before: Tensor | None = None,
+        observed: Tensor | None = None,
     ) -> tuple[Tensor, Motion | None]:
         """Frames after ``previous`` ``(B, S, C, H, W)`` from the core's outputs at them, and
         the :class:`Motion` that made them (``output="warp"``; else ``None``).
 
         ``motion`` is the previous step's: with ``momentum`` its step flow, carried along
         itself, is the new step's starting point; with ``source`` (``warp_from="context"``)
-        the step is composed with its total flow and ``source`` is warped. ``before``: the
-        frames before ``previous`` (same shape; default: ``previous``, no change seen), for
-        ``observed_motion``.
+        the step is composed with its total flow and ``source`` is warped. ``observed``
+        (pixels, like the flows) is added to a step that carries no motion yet.
         """
         if self.output == "frame":
             return self.render(self.head, out), None
@@ -226,16 +238,12 @@ class FramePredictor(VideoModule):
             base = torch.logit(previous.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS))
             change = torch.sigmoid(base + logits) - torch.sigmoid(base)  # exactly 0 at init
             return (previous + change).clamp(0.0, 1.0), None
-        flow = logits[:, :, :2]
-        carrying = self.momentum and motion is not None
-        if self.proposal is not None and not carrying:
-            seen = previous if before is None else before
-            proposed = self.proposal(previous.flatten(0, 1), seen.flatten(0, 1))
-            flow = flow + proposed.view_as(flow)
-        step = torch.tanh(flow) * self.max_flow
-        if carrying:
+        step = torch.tanh(logits[:, :, :2]) * self.max_flow
+        if self.momentum and motion is not None:
             carried = warp(motion.step, motion.step)
             step = (carried + step).clamp(-self.max_flow, self.max_flow)
+        elif observed is not None:
+            step = (observed + step).clamp(-self.max_flow, self.max_flow)
         if source is not None and motion is not None:
             total = compose_flows(motion.total, step)
             warped = warp(source, total)
@@ -253,8 +261,11 @@ class FramePredictor(VideoModule):
         self.check_video(video)
         inputs = video[:, :-1]
         out, _ = self.core(self.encode(inputs, None if ids is None else ids[:, :-1]))
-        before = torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)  # the first sees no change
-        return self.next_frames(out, inputs, before=before)[0]
+        observed = None
+        if self.motion_gate is not None:  # each step sees the motion up to its input frame
+            steps = range(1, inputs.shape[1] + 1)
+            observed = torch.cat([self.observed(inputs[:, :t]) for t in steps], dim=1)
+        return self.next_frames(out, inputs, observed=observed)[0]
 
     def split(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """A clip's context (at most ``context_frames``, leaving >= 1 frame) and its target."""

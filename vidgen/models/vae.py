@@ -28,6 +28,15 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   stay sharp; the head's deconvolutions start at zero, i.e. at "copy the context frame".
 - ``free_bits``: the KL term in the loss counts each latent dimension as at least this many
   nats (batch mean; Kingma et al. 2016), so the warm-up cannot switch the posterior off.
+- ``observed_motion``: the encoder also reads each frame's block-matched velocity
+  (:func:`~vidgen.models.motion.block_match` against the frame before, averaged over the
+  backbone's grid): the motion the latent has to carry is in its input from the first step,
+  not only implied by features of consecutive frames that barely differ.
+- ``latent="map"`` (with ``condition_frames`` and map cores): z is a map ``(z_dim, h, w)`` over
+  the backbone's feature grid instead of one vector: each place of the context frame gets its
+  own latent, so the motion of a thing is encoded where the thing is (the decoder does not have
+  to find which part of a global vector belongs to which object). Prior samples draw every
+  place's motion independently.
 
 Loss: ``beta=0`` is the paper, reconstruction (MSE) only; ``beta>0`` adds ``beta * KL`` with a
 linear warm-up over ``kl_warmup_steps`` optimiser steps. The KL is summed over z's dimensions
@@ -41,12 +50,14 @@ import math
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
+from vidgen.models.motion import block_match
 from vidgen.models.predictor import warp
 from vidgen.models.recurrent import LSTMCore
 
@@ -73,6 +84,11 @@ class VideoVAE(VideoModule):
         beta: weight of the KL term; 0 = the paper (MSE only).
         kl_warmup_steps: the KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension below which the KL term is not pushed down.
+        observed_motion: the encoder also reads each frame's block-matched velocity (2 extra
+            channels on the feature grid).
+        latent: ``"vector"`` (paper): z ``(z_dim,)``; ``"map"``: z ``(z_dim, h, w)`` on the
+            backbone's feature grid (needs ``condition_frames`` and an encoder that keeps the
+            map, e.g. :class:`ConvLSTMCore`).
         condition_frames: true frames the decoder starts from (0 = the paper: none).
         output: ``"frame"`` (paper): the head paints frames; ``"warp"``: the head's 2-channel
             flow moves the last context frame (needs ``condition_frames >= 1``).
@@ -104,6 +120,8 @@ class VideoVAE(VideoModule):
         beta: float = 0.0,
         kl_warmup_steps: int = 0,
         free_bits: float = 0.0,
+        latent: Literal["vector", "map"] = "vector",
+        observed_motion: bool = False,
         condition_frames: int = 0,
         output: Literal["frame", "warp"] = "frame",
         max_flow: float = 8.0,
@@ -146,11 +164,25 @@ class VideoVAE(VideoModule):
             raise ValueError(
                 f"output must be 'frame' or 'warp' (with condition_frames), got {output!r}"
             )
-        self.encoder = encoder(self.feature_shape)
-        self.to_latent = nn.Linear(math.prod(self.encoder.out_shape), 2 * z_dim)
+        c, h, w = self.feature_shape
+        self.encoder = encoder((c + 2, h, w) if observed_motion else self.feature_shape)
+        self.observed_motion = observed_motion
+        if latent == "map":
+            if not condition_frames or self.encoder.out_shape[1:] != (h, w):
+                raise ValueError(
+                    "latent='map' needs condition_frames >= 1 and an encoder that keeps the "
+                    f"{h}x{w} feature map (e.g. vidgen.models.ConvLSTMCore); got encoder output "
+                    f"{self.encoder.out_shape}"
+                )
+            if observed_motion and z_dim < 2:
+                raise ValueError("latent='map' with observed_motion needs z_dim >= 2")
+            self.to_latent = nn.Conv2d(self.encoder.out_shape[0], 2 * z_dim, 1)
+        elif latent == "vector":
+            self.to_latent = nn.Linear(math.prod(self.encoder.out_shape), 2 * z_dim)
+        else:
+            raise ValueError(f"latent must be 'vector' or 'map', got {latent!r}")
         if logvar_init:
             nn.init.constant_(self.to_latent.bias[z_dim:], logvar_init)
-        c, h, w = self.feature_shape
         self.decoder = decoder((z_dim + c, h, w) if condition_frames else (z_dim, 1, 1))
         if output == "warp":
             self.head = head(self.decoder.out_shape, image_size, out_channels=2)
@@ -158,6 +190,7 @@ class VideoVAE(VideoModule):
         else:
             self.head = head(self.decoder.out_shape, image_size)
         self.z_dim = z_dim
+        self.z_shape = (z_dim, h, w) if latent == "map" else (z_dim,)
         self.frames = frames
         self.beta = beta
         self.kl_warmup_steps = kl_warmup_steps
@@ -170,16 +203,36 @@ class VideoVAE(VideoModule):
     # --- the model -------------------------------------------------------------------------
 
     def posterior(self, video: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z | clip), each ``(B, z_dim)``."""
+        """Mean and log-variance of q(z | clip), each ``(B, *z_shape)``."""
         self.check_video(video)
-        return self.infer(self.encode(video))
+        return self.infer(self.encode(video), video)
 
-    def infer(self, features: Tensor) -> tuple[Tensor, Tensor]:
+    def infer(self, features: Tensor, video: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip) from the clip's backbone features
-        ``(B, S, C', h, w)`` (which may be cached: the backbone is frozen)."""
+        ``(B, S, C', h, w)`` (which may be cached: the backbone is frozen) and, with
+        ``observed_motion``, the clip itself."""
+        motion = None
+        if self.observed_motion:
+            if video is None:
+                raise ValueError("observed_motion reads the clip: pass video to infer()")
+            motion = self.motion_maps(video, features.shape[-2:])
+            features = torch.cat([features, motion], 2)
         out, _ = self.encoder(features)
-        mu, logvar = self.to_latent(out[:, -1].flatten(1)).chunk(2, dim=-1)
+        last = out[:, -1] if len(self.z_shape) > 1 else out[:, -1].flatten(1)
+        mu, logvar = self.to_latent(last).chunk(2, dim=1)
+        if motion is not None and len(self.z_shape) > 1:  # z starts as the velocity seen
+            seen = motion[:, self.condition_frames] * math.ceil(self.max_flow)  # pixels a step
+            mu = mu + F.pad(seen, (0, 0, 0, 0, 0, self.z_dim - 2))
         return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def motion_maps(self, video: Tensor, size: tuple[int, int]) -> Tensor:
+        """Each frame's block-matched velocity from the frame before (the first: none), in
+        units of ``max_flow``, averaged over a ``size`` grid: ``(B, S, 2, *size)``."""
+        b, s = video.shape[:2]
+        before = torch.cat([video[:, :1], video[:, :-1]], 1).flatten(0, 1)
+        radius = math.ceil(self.max_flow)
+        flow = block_match(before.detach(), video.flatten(0, 1).detach(), radius) / radius
+        return F.adaptive_avg_pool2d(flow, size).view(b, s, 2, *size)
 
     @staticmethod
     def reparameterise(
@@ -196,7 +249,7 @@ class VideoVAE(VideoModule):
         context: Tensor | None = None,
         context_features: Tensor | None = None,
     ) -> Tensor:
-        """Frames from latents: ``z`` ``(B, z_dim)`` -> ``(B, frames, C, H, W)`` in [0, 1].
+        """Frames from latents: ``z`` ``(B, *z_shape)`` -> ``(B, frames, C, H, W)`` in [0, 1].
 
         A conditional model (``condition_frames = c``) needs ``context``, the clip's first ``c``
         frames ``(B, c, C, H, W)``: they are the output's first ``c`` frames and the decoder
@@ -206,8 +259,10 @@ class VideoVAE(VideoModule):
         frames = self.frames if frames is None else frames
         if frames < 1:
             raise ValueError(f"frames must be >= 1, got {frames}")
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"expected z (B, {self.z_dim}), got {tuple(z.shape)}")
+        if tuple(z.shape[1:]) != self.z_shape:
+            raise ValueError(
+                f"expected z (B, {', '.join(map(str, self.z_shape))}), got {tuple(z.shape)}"
+            )
         if not self.condition_frames:
             out, _ = self.decoder(z[:, None, :, None, None].expand(-1, frames, -1, 1, 1))
             return self.render(self.head, out)
@@ -222,7 +277,7 @@ class VideoVAE(VideoModule):
         if context_features is None:
             context_features = self.encode(context[:, -1:])
         maps = context_features[:, -1]  # (B, C', h, w)
-        z_map = z[:, :, None, None].expand(-1, -1, *maps.shape[-2:])
+        z_map = z if z.ndim == 4 else z[:, :, None, None].expand(-1, -1, *maps.shape[-2:])
         steps = torch.cat([z_map, maps], 1)[:, None].expand(-1, frames - c, -1, -1, -1)
         out, _ = self.decoder(steps)
         if self.output == "frame":
@@ -244,7 +299,7 @@ class VideoVAE(VideoModule):
         """
         self.check_video(video)
         features = self.encode(video, ids)
-        mu, logvar = self.infer(features)
+        mu, logvar = self.infer(features, video)
         z = self.reparameterise(mu, logvar) if self.training else mu
         context_features = features[:, : self.condition_frames] if self.condition_frames else None
         return self.decode(z, video.shape[1], self.context(video), context_features), mu, logvar
@@ -265,7 +320,7 @@ class VideoVAE(VideoModule):
         """``n`` new clips ``(n, frames, C, H, W)`` from z ~ N(0, I) (seeded by ``generator`` or
         the global RNG); a conditional model continues ``context`` ``(n, c, C, H, W)``."""
         device = self.device if generator is None else generator.device
-        z = torch.randn(n, self.z_dim, generator=generator, device=device).to(self.device)
+        z = torch.randn(n, *self.z_shape, generator=generator, device=device).to(self.device)
         return self.decode(z, frames, context)
 
     def interpolate(
@@ -281,8 +336,9 @@ class VideoVAE(VideoModule):
             raise ValueError(f"steps must be >= 2, got {steps}")
         mu_a, _ = self.posterior(a)
         mu_b, _ = self.posterior(b)
-        alpha = torch.linspace(0, 1, steps, device=mu_a.device, dtype=mu_a.dtype)[None, :, None]
-        z = torch.lerp(mu_a[:, None], mu_b[:, None], alpha)  # (B, steps, z_dim)
+        alpha = torch.linspace(0, 1, steps, device=mu_a.device, dtype=mu_a.dtype)
+        alpha = alpha.view(1, steps, *[1] * len(self.z_shape))
+        z = torch.lerp(mu_a[:, None], mu_b[:, None], alpha)  # (B, steps, *z_shape)
         context = self.context(a)
         if context is not None:
             context = context.repeat_interleave(steps, 0)
@@ -312,7 +368,7 @@ class VideoVAE(VideoModule):
         kl = terms["kl"]
         if self.free_bits:
             per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-            kl = per_dim.flatten(0, -2).mean(0).clamp_min(self.free_bits).sum()
+            kl = per_dim.flatten(1).mean(0).clamp_min(self.free_bits).sum()
         terms["loss"] = terms["recon"] + kl_weight * kl if kl_weight else terms["recon"]
         return terms
 

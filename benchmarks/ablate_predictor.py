@@ -99,9 +99,11 @@ def main_cli() -> None:
         "Packaged config per dataset with the variant's overrides, same seed, no validation; "
         "16-step rollouts from 4 true frames on 64 held-out clips; @k = horizon step k; "
         "prev: warp the previous (predicted) frame; ctx: warp the last true frame along the "
-        "accumulated flow; mom: momentum; skip: SkipRefine; composite: gate + pixels.\n\n"
-        + table(lines)
-        + "\n",
+        "accumulated flow; mom: momentum; skip: SkipRefine; composite: gate + pixels; observed: "
+        "the block-matched velocity of the context seeds the momentum (packaged). Removed after "
+        "these runs: motion (a conv net's maps of frame differences appended to the core's "
+        "input), learned-proposal (a full-resolution conv net proposing the first flow from "
+        "the last frame and its difference).\n\n" + table(lines) + "\n",
     )
 
 

@@ -7,11 +7,10 @@ from functools import partial
 
 import pytest
 import torch
-from tiny import tiny_predictor
+from tiny import tiny_predictor, tiny_vae
 from ucf101_corpus import dm_for, frame_numbers
 
-from vidgen import ShapesDataModule, TexturedDataModule, VideoVAE
-from vidgen.models import LSTMCore, MultiScaleHead
+from vidgen import ShapesDataModule, TexturedDataModule
 from vidgen.models.feature_cache import FeatureCache
 
 
@@ -117,24 +116,10 @@ def train_losses(model, batches: list[dict], epochs: int = 2) -> list[float]:
     return losses
 
 
-def tiny_vae(**kw) -> VideoVAE:
-    torch.manual_seed(0)
-    return VideoVAE(
-        image_size=16,
-        backbone_layer="pool2",
-        encoder=partial(LSTMCore, hidden_size=16),
-        decoder=partial(LSTMCore, hidden_size=16),
-        head=partial(MultiScaleHead, kernel_sizes=(9, 3), channels=4, base_sizes=(2, 4)),
-        z_dim=4,
-        frames=5,
-        **kw,
-    )
-
-
 MODELS = {
     "teacher-forced": lambda **kw: tiny_predictor(**kw),
     "rollout-warp": lambda **kw: tiny_predictor(output="warp", train_rollout=True, **kw),
-    "vae": tiny_vae,
+    "vae": lambda **kw: tiny_vae(frames=5, **kw),
 }
 
 

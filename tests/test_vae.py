@@ -246,7 +246,8 @@ def test_vae_demo_config_fast_dev_run(in_tmp):
     assert cli.trainer.state.finished
     assert isinstance(cli.model, VideoVAE) and isinstance(cli.model.head, MultiScaleHead)
     assert cli.model.image_size == cli.datamodule.image_size == 32
-    assert cli.model.condition_frames == 1 and cli.model.head.activation == "clamp"
+    assert cli.model.condition_frames == 1 and cli.model.output == "warp"
+    assert cli.model.z_shape == (4, 8, 8) and cli.model.observed_motion
 
 
 def test_vae_demo_paper_config_is_the_paper_vae_at_demo_size(in_tmp):

@@ -17,10 +17,12 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_deconv.py", "--device", "cpu"],  # FFT vs direct deconvolution (~2 min)
     ["step_breakdown.py"],  # the paper predictor's step by part, direct vs FFT head (~1 min)
-    ["compare_predictors.py", "--datasets", "shapes"],  # paper vs vidgen vs baselines (~10 min)
-    ["compare_predictors.py", "--datasets", "textured"],  # the same on textured video
+    # paper vs vidgen vs baselines, the README's 4-epoch budget (~12 min each)
+    ["compare_predictors.py", "--datasets", "shapes", "--epochs", "4"],
+    ["compare_predictors.py", "--datasets", "textured", "--epochs", "4"],
     ["vae_heads.py"],  # VAE heads, activations and the decoder's use of z (~15 min)
-    ["compare_vaes.py"],  # paper vs improved VideoVAE, z gaps, samples' FD (~23 min, loaded CPU)
+    ["compare_vaes.py", "--steps", "300"],  # paper vs improved VideoVAE, z gaps, samples' FD
+    ["throughput.py"],  # frames/s of every packaged config and setting, cache (~25 min)
     ["bench_ucf101.py"],  # UCF101 pipeline vs torchvision (installs TorchCodec + FFmpeg libs)
 ]
 

@@ -117,8 +117,8 @@ class FramePredictor(VideoModule):
         feature_cache: GiB of memory for the backbone features of true training frames,
             computed once per frame (:mod:`vidgen.models.feature_cache`; 0 = off). Needs data
             with ``frame_ids`` (every embedded and file source has them).
-        channels_last: run the backbone in NHWC memory layout (see ``benchmarks/throughput.py``
-            for where it pays).
+        channels_last: run the backbone in NHWC memory layout (default: on; same features
+            to 1e-5; 1.18-1.54x faster training steps on a CPU, ``benchmarks/throughput.py``).
     """
 
     def __init__(
@@ -141,7 +141,7 @@ class FramePredictor(VideoModule):
         optimizer: OptimizerCallable = paper_adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         feature_cache: float = 0.0,
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__(
             image_size,

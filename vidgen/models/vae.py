@@ -23,9 +23,12 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   over it (use a :class:`ConvLSTMCore` decoder to keep the map's layout), and generates the
   frames after the first ``c``; z only has to carry what the context does not show: the motion.
   Reconstructions, samples and interpolations start with the given context frames.
-- ``output="warp"``: the head emits a 2-channel flow (``tanh * max_flow`` pixels) that moves
-  the last context frame's pixels to make each generated frame (bilinear sampling), so shapes
-  stay sharp; the head's deconvolutions start at zero, i.e. at "copy the context frame".
+- ``output="warp"``: the head emits a 2-channel flow per step (``tanh * max_flow`` pixels),
+  composed with the steps before it (:func:`~vidgen.models.predictor.compose_flows`): each
+  generated frame is the last context frame's pixels moved along the accumulated flow (one
+  bilinear resampling), so shapes stay sharp, and the decoder's constant input gives constant
+  velocity by default; the head's deconvolutions start at zero, i.e. at "copy the context
+  frame".
 - ``free_bits``: the KL term in the loss counts each latent dimension as at least this many
   nats (batch mean; Kingma et al. 2016), so the warm-up cannot switch the posterior off.
 - ``observed_motion``: the encoder also reads each frame's block-matched velocity
@@ -58,7 +61,7 @@ from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
 from vidgen.models.motion import block_match
-from vidgen.models.predictor import warp
+from vidgen.models.predictor import compose_flows, warp
 from vidgen.models.recurrent import LSTMCore
 
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -92,7 +95,7 @@ class VideoVAE(VideoModule):
         condition_frames: true frames the decoder starts from (0 = the paper: none).
         output: ``"frame"`` (paper): the head paints frames; ``"warp"``: the head's 2-channel
             flow moves the last context frame (needs ``condition_frames >= 1``).
-        max_flow: the largest displacement, in pixels, of ``output="warp"``.
+        max_flow: the largest displacement a step, in pixels, of ``output="warp"``.
         logvar_init: initial posterior log-variance (the bias of its output; 0 = N(., 1)): a
             low value lets the small differences between clips' means reach the decoder above
             the sampling noise from the first steps.
@@ -283,8 +286,13 @@ class VideoVAE(VideoModule):
         if self.output == "frame":
             generated = self.render(self.head, out)
         else:
-            flow = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
+            steps = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
+            total, flows = steps[:, 0], [steps[:, 0]]
+            for t in range(1, steps.shape[1]):  # each frame moves on from the one before
+                total = compose_flows(total, steps[:, t])
+                flows.append(total)
             last = context[:, -1:].expand(-1, frames - c, -1, -1, -1)
+            flow = torch.stack(flows, 1)
             generated = warp(last.flatten(0, 1), flow.flatten(0, 1)).view_as(last)
         return torch.cat([context, generated], 1)
 

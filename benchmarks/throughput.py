@@ -262,11 +262,6 @@ def table(rows: list[dict], env: dict) -> str:
         for r in rows
         if r["setting"] == "fp32" and "error" not in r
     }
-    model_fp32 = {
-        r["config"]: r["frames_per_s"]
-        for r in rows
-        if "error" not in r and r["mode"] == "model" and r["setting"] == "fp32"
-    }
     lines = [
         f"# Training throughput ({env['device']})",
         "",
@@ -288,17 +283,15 @@ def table(rows: list[dict], env: dict) -> str:
                 "| | | | | |"
             )
             continue
-        ratio = r["frames_per_s"] / base[(r["config"], r["mode"])]
-        share = (
-            f"{r['frames_per_s'] / model_fp32[r['config']]:.0%}"
-            if r["mode"] == "fit" and r["setting"] == "fp32" and r["config"] in model_fp32
-            else ""
-        )
+        fp32, model = base.get((r["config"], r["mode"])), base.get((r["config"], "model"))
+        ratio = f"{r['frames_per_s'] / fp32:.2f}" if fp32 else ""  # no fp32 row: no ratio
+        fit_fp32 = r["mode"] == "fit" and r["setting"] == "fp32"
+        share = f"{r['frames_per_s'] / model:.0%}" if fit_fp32 and model else ""
         hits = f"{r['hit_rate']:.0%}" if "hit_rate" in r else ""
         lines.append(
             f"| {r['config']} | {r['mode']} | {r['image_size']} | {r['batch']} x "
             f"{r['clip_frames']} | {r['setting']} | {r['frames_per_s']:.1f} | "
-            f"{1000 * r['step_s']:.0f} | {ratio:.2f} | {share} | {r['peak_gib']:.2f} | {hits} |"
+            f"{1000 * r['step_s']:.0f} | {ratio} | {share} | {r['peak_gib']:.2f} | {hits} |"
         )
     return "\n".join(lines) + "\n"
 

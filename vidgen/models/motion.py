@@ -17,6 +17,8 @@ memory ``O(N H W)``, time ``(2 radius + 1)**2`` block comparisons.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -58,5 +60,5 @@ def observed_velocity(frames: Tensor, span: int, max_speed: float, patch: int = 
     k = min(span, frames.shape[1] - 1)
     if k < 1:
         return frames.new_zeros(frames.shape[0], 2, *frames.shape[-2:])
-    radius = int(torch.tensor(k * max_speed).ceil())
+    radius = math.ceil(k * max_speed)
     return block_match(frames[:, -1 - k], frames[:, -1], radius, patch) / k

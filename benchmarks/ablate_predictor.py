@@ -21,15 +21,21 @@ from common import RESULTS, fit_and_test, write_results
 from vidgen.cli import CONFIG_DIR
 
 M = "--model.init_args"
-VARIANTS = {  # name -> overrides of the packaged config (which is "ctx+mom")
-    "prev": [f"{M}.warp_from=previous", f"{M}.momentum=false"],
-    "ctx": [f"{M}.momentum=false"],
-    "ctx+skip": [f"{M}.momentum=false", f"{M}.skip=true"],
-    "ctx+mom": [],
-    "ctx+mom+skip": [f"{M}.skip=true"],
-    "ctx+mom+composite": [f"{M}.composite=true"],
-    "ctx+mom+observed": [f"{M}.observed_motion=true"],
-    "ctx+mom+ssim": [f"{M}.loss=vidgen.models.VideoLoss", f"{M}.loss.init_args.ssim=0.5"],
+PLAIN = [  # the packaged config reduced to "ctx+mom": no observed motion, MSE loss only
+    f"{M}.observed_motion=false",
+    f"{M}.loss=vidgen.models.VideoLoss",
+    f"{M}.loss.init_args.ssim=0",
+]
+VARIANTS = {  # name -> overrides of the packaged config
+    "prev": [*PLAIN, f"{M}.warp_from=previous", f"{M}.momentum=false"],
+    "ctx": [*PLAIN, f"{M}.momentum=false"],
+    "ctx+skip": [*PLAIN, f"{M}.momentum=false", f"{M}.skip=true"],
+    "ctx+mom": PLAIN,
+    "ctx+mom+skip": [*PLAIN, f"{M}.skip=true"],
+    "ctx+mom+composite": [*PLAIN, f"{M}.composite=true"],
+    "ctx+mom+observed": [*PLAIN, f"{M}.observed_motion=true"],
+    "ctx+mom+ssim": [*PLAIN, f"{M}.loss.init_args.ssim=0.5"],
+    "ctx+mom+observed+ssim": [*PLAIN, f"{M}.observed_motion=true", f"{M}.loss.init_args.ssim=0.2"],
 }
 CONFIGS = {"shapes": "demo.yaml", "textured": "demo_textured.yaml"}
 STEPS = (1, 4, 8, 16)
@@ -100,7 +106,9 @@ def main_cli() -> None:
         "16-step rollouts from 4 true frames on 64 held-out clips; @k = horizon step k; "
         "prev: warp the previous (predicted) frame; ctx: warp the last true frame along the "
         "accumulated flow; mom: momentum; skip: SkipRefine; composite: gate + pixels; observed: "
-        "the block-matched velocity of the context seeds the momentum (packaged). Removed after "
+        "the block-matched velocity of the context seeds the momentum (whole pixels in the runs "
+        "marked (integer), subpixel since); ssim: + 0.5 or 0.2 (1 - SSIM) in the loss "
+        "(0.2 packaged for textured video). Removed after "
         "these runs: motion (a conv net's maps of frame differences appended to the core's "
         "input), learned-proposal (a full-resolution conv net proposing the first flow from "
         "the last frame and its difference).\n\n" + table(lines) + "\n",

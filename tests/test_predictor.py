@@ -99,7 +99,7 @@ def test_trainer_fit_and_test_log_model_and_baselines(tmp_path):
 
 
 def test_warp_moves_pixels_by_the_flow():
-    from vidgen.models.predictor import warp
+    from vidgen.models.motion import warp
 
     frames = torch.zeros(1, 3, 8, 8)
     frames[:, :, 3, 2] = 1.0
@@ -184,10 +184,40 @@ def test_block_matching_finds_where_pixels_came_from():
     flat = torch.zeros(1, 3, 8, 8)
     assert torch.equal(block_match(flat, flat, 2), torch.zeros(1, 2, 8, 8))  # ties: no motion
     velocity = observed_velocity(video, span=3, max_speed=2.0)  # 3 steps apart, / 3
-    assert torch.allclose(velocity[..., 6:-6, 6:-6], torch.tensor([2.0, -1.0]).view(1, 2, 1, 1))
+    expected = torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)
+    assert torch.allclose(velocity[..., 6:-6, 6:-6], expected, atol=0.02)  # subpixel fits
     assert torch.equal(observed_velocity(video[:, :1], 3, 2.0), torch.zeros(1, 2, 16, 16))
     with pytest.raises(ValueError, match="patch"):
         block_match(flat, flat, 1, patch=4)
+
+
+def test_subpixel_matching_finds_fractions_of_a_pixel():
+    from vidgen.models.motion import block_match, median3, warp
+
+    frame = translating(1, (0, 0))[:, 0]
+    shift = torch.tensor([0.3, 0.7]).view(1, 2, 1, 1)
+    later = warp(frame, shift.expand(1, 2, 16, 16))
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    whole = (block_match(frame, later, 2) - shift)[inner].abs().mean()
+    refined = (block_match(frame, later, 2, subpixel=True) - shift)[inner].abs().mean()
+    assert whole.item() == pytest.approx(0.3, abs=1e-6)  # rounds to (0, 1)
+    assert refined < 0.15
+    outlier = torch.zeros(1, 2, 5, 5)
+    outlier[0, 0, 2, 2] = 3.0
+    assert torch.equal(median3(outlier), torch.zeros(1, 2, 5, 5))
+
+
+def test_pooled_flow_is_the_motion_of_what_has_texture():
+    from vidgen.models.motion import pool_flow, texture
+
+    frame = torch.zeros(1, 3, 8, 8)
+    frame[..., 1:3, 1:3] = 1.0  # a flat square in the top-left cell, black elsewhere
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0, 0:4, 0:4] = torch.where(texture(frame)[0, 0, 0:4, 0:4] > 0, 2.0, 0.0)
+    pooled = pool_flow(flow, frame, (2, 2))
+    assert pooled[0, 0, 0, 0].item() == pytest.approx(2.0)  # not diluted by the flat pixels
+    assert torch.equal(pooled[0, :, 1, 1], torch.zeros(2))  # nothing to see moving: 0
+    assert texture(torch.ones(1, 3, 6, 6)).abs().max() == 0
 
 
 def test_observed_motion_seeds_the_momentum():
@@ -201,9 +231,10 @@ def test_observed_motion_seeds_the_momentum():
         model.motion_gate.fill_(1 / GATE_SCALE)  # as if trained to trust what it sees
         pred = model(video[:, :3], horizon=4)
         forced = model.teacher_forced(video[:, :4])
-    # constant velocity: 1 px a step to the right, away from the borders it cannot know
+    # constant velocity: 1 px a step to the right, away from the borders it cannot know (the
+    # content entering on the left has no match: its subpixel fits are off by up to 0.25 px)
     for step in range(4):
-        inner = (slice(None), slice(None), slice(2, -2), slice(2 + step + 1, -2))
+        inner = (slice(None), slice(None), slice(2, -2), slice(4 + step + 1, -2))
         assert torch.allclose(pred[:, step][inner], video[:, 3 + step][inner], atol=1e-5), step
     assert torch.allclose(forced[:, 2], pred[:, 0], atol=1e-6)
     with pytest.raises(ValueError, match="momentum"):
@@ -211,7 +242,7 @@ def test_observed_motion_seeds_the_momentum():
 
 
 def test_flows_compose_and_context_warping_resamples_once():
-    from vidgen.models.predictor import compose_flows, warp
+    from vidgen.models.motion import compose_flows, warp
 
     a = torch.zeros(1, 2, 8, 8)
     a[:, 0] = 1.0

@@ -423,6 +423,11 @@ def test_map_latent_with_observed_motion_starts_as_the_velocity_seen():
     assert (mu[0, 0] - mu[1, 0])[1:3, 1:3].mean() == pytest.approx(1.0, abs=0.1)
     assert recon.shape == video.shape and samples.shape == (2, 5, 3, 16, 16)
     assert path.shape == (1, 3, 5, 3, 16, 16)
+    # ... and the flow starts from them: untrained, the reconstruction already moves the texture
+    inner = (slice(None), slice(1, None), slice(None), slice(4, -4), slice(4, -4))
+    moved = (recon - video)[inner].pow(2).mean()
+    kept = (video[:, :1] - video)[inner].pow(2).mean()  # copying the context frame
+    assert moved < 0.5 * kept, (moved, kept)
     with pytest.raises(ValueError, match="map"):
         conditional(latent="map")  # the default LSTM encoder flattens the map
     with pytest.raises(ValueError, match="z_dim"):

@@ -12,7 +12,13 @@ moving objects; on the embedded textured data it beats copy-last by 0.004 MSE at
 
 Ties (flat regions: every displacement matches) go to the smallest displacement, so a uniform
 background stays put. The search runs one displacement at a time with a running minimum:
-memory ``O(N H W)``, time ``(2 radius + 1)**2`` block comparisons.
+memory ``O(N H W)``, time ``(2 radius + 1)**2`` block comparisons. ``subpixel=True`` then fits a
+parabola through each pixel's cost at its best displacement and the two next to it along each
+axis (a second pass over the displacements next to some pixel's best): errors of a fraction of a
+pixel a step add up over a long rollout. :func:`observed_velocity` uses it and takes a 3 x 3
+median of the result against isolated wrong matches; measured on 128 held-out textured clips,
+untrained constant-velocity extrapolation over 16 steps: SSIM at step 16 0.485 -> 0.526, at step
+8 0.568 -> 0.606 (integer matching -> subpixel + median).
 """
 
 from __future__ import annotations
@@ -24,12 +30,60 @@ import torch.nn.functional as F
 from torch import Tensor
 
 TIE_BREAK = 1e-3  # cost per pixel of displacement: among equal matches, the shortest wins
+NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, for the parabolas
+EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subpixel offset
+
+
+def warp(frames: Tensor, flow: Tensor) -> Tensor:
+    """Move ``frames`` ``(..., C, H, W)`` along ``flow`` ``(..., 2, H, W)`` in pixels ``(dx, dy)``.
+
+    Output pixel ``p`` takes the (bilinearly interpolated) input at ``p - flow(p)``; borders
+    repeat. A zero flow returns ``frames`` exactly.
+    """
+    lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
+    frames, flow = frames.reshape(-1, c, h, w), flow.reshape(-1, 2, h, w)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=frames.device, dtype=flow.dtype),
+        torch.arange(w, device=frames.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    x = (xs - flow[:, 0] + 0.5) * (2.0 / w) - 1.0
+    y = (ys - flow[:, 1] + 0.5) * (2.0 / h) - 1.0
+    grid = torch.stack([x, y], dim=-1)
+    out = F.grid_sample(
+        frames.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out.to(frames.dtype).view(*lead, c, h, w)
+
+
+def compose_flows(total: Tensor, step: Tensor) -> Tensor:
+    """The flow of ``total`` followed by ``step`` (both backward flows, ``(..., 2, H, W)``).
+
+    Output pixel ``p`` comes from ``q = p - step(p)`` one step earlier, which came from
+    ``q - total(q)``: the composed flow is ``step(p) + total(p - step(p))``.
+    """
+    return step + warp(total, step)
+
+
+def block_costs(
+    earlier: Tensor, later: Tensor, radius: int, dx: int, dy: int, patch: int
+) -> Tensor:
+    """Mean absolute difference ``(N, 1, H, W)`` of each ``patch`` x ``patch`` block of
+    ``later`` and the block of ``earlier`` displaced by ``(dx, dy)`` (``|dx|, |dy| <= radius``)."""
+    h, w = later.shape[-2:]
+    padded = F.pad(earlier, (radius,) * 4, mode="replicate")
+    shifted = padded[:, :, radius - dy : radius - dy + h, radius - dx : radius - dx + w]
+    cost = (shifted - later).abs().sum(1, keepdim=True)
+    return F.avg_pool2d(cost, patch, 1, patch // 2, count_include_pad=False)
 
 
 @torch.no_grad()
-def block_match(earlier: Tensor, later: Tensor, radius: int, patch: int = 5) -> Tensor:
-    """Backward flow ``(N, 2, H, W)`` (dx, dy) in whole pixels: pixel ``p`` of ``later``
-    ``(N, C, H, W)`` best matches ``earlier`` at ``p - flow(p)``, ``|dx|, |dy| <= radius``.
+def block_match(
+    earlier: Tensor, later: Tensor, radius: int, patch: int = 5, subpixel: bool = False
+) -> Tensor:
+    """Backward flow ``(N, 2, H, W)`` (dx, dy) in pixels: pixel ``p`` of ``later``
+    ``(N, C, H, W)`` best matches ``earlier`` at ``p - flow(p)``, ``|dx|, |dy| <= radius``;
+    whole pixels, or refined by parabolas to a fraction of one with ``subpixel``.
 
     ``warp(earlier, flow)`` (:func:`vidgen.models.predictor.warp`) rebuilds ``later`` where the
     match is exact. Borders repeat.
@@ -37,28 +91,81 @@ def block_match(earlier: Tensor, later: Tensor, radius: int, patch: int = 5) -> 
     if radius < 0 or patch < 1 or patch % 2 == 0:
         raise ValueError(f"radius must be >= 0 and patch odd, got {radius}, {patch}")
     n, _, h, w = later.shape
-    padded = F.pad(earlier, (radius,) * 4, mode="replicate")
     best = later.new_full((n, 1, h, w), float("inf"))
     flow = later.new_zeros(n, 2, h, w)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            shifted = padded[:, :, radius - dy : radius - dy + h, radius - dx : radius - dx + w]
-            cost = (shifted - later).abs().sum(1, keepdim=True)
-            cost = F.avg_pool2d(cost, patch, 1, patch // 2, count_include_pad=False)
+            cost = block_costs(earlier, later, radius, dx, dy, patch)
             cost = cost + TIE_BREAK * (dx * dx + dy * dy) ** 0.5
             better = cost < best
             best = torch.where(better, cost, best)
             flow[:, 0:1] = torch.where(better, float(dx), flow[:, 0:1])
             flow[:, 1:2] = torch.where(better, float(dy), flow[:, 1:2])
-    return flow
+    if not subpixel:
+        return flow
+    best = best - TIE_BREAK * flow.norm(dim=1, keepdim=True)
+    return flow + subpixel_offsets(earlier, later, radius, patch, flow, best)
+
+
+def subpixel_offsets(
+    earlier: Tensor, later: Tensor, radius: int, patch: int, flow: Tensor, best: Tensor
+) -> Tensor:
+    """Offsets ``(N, 2, H, W)`` in ``[-0.5, 0.5]`` from whole-pixel ``flow`` to the minimum of the
+    parabola through the block costs at ``flow - 1``, ``flow`` (``best``) and ``flow + 1``, per
+    axis; 0 where a neighbour is out of range, the costs are flat or the match is exact (a
+    block found unchanged moved by whole pixels)."""
+    near = best.new_full((len(NEIGHBOURS), *best.shape), float("nan"))
+    chosen = flow.transpose(0, 1).reshape(2, -1).unique(dim=1).long().t().tolist()
+    wanted = {(x + ex, y + ey) for x, y in chosen for ex, ey in NEIGHBOURS}
+    for dx, dy in sorted(d for d in wanted if max(abs(d[0]), abs(d[1])) <= radius):
+        cost = block_costs(earlier, later, radius, dx, dy, patch)
+        for k, (ex, ey) in enumerate(NEIGHBOURS):
+            here = (flow[:, 0:1] == dx - ex) & (flow[:, 1:2] == dy - ey)
+            near[k] = torch.where(here, cost, near[k])
+    offsets = []
+    for minus, plus in (near[0], near[1]), (near[2], near[3]):
+        curvature = minus + plus - 2 * best
+        offset = (0.5 * (minus - plus) / curvature.clamp_min(1e-6)).clamp(-0.5, 0.5)
+        fits = torch.isfinite(curvature) & (curvature > 1e-4) & (best > EXACT)
+        offsets.append(torch.where(fits, offset, torch.zeros_like(offset)))
+    return torch.cat(offsets, 1)
+
+
+def median3(flow: Tensor) -> Tensor:
+    """3 x 3 median of each channel of ``(N, C, H, W)`` (borders repeat)."""
+    n, c, h, w = flow.shape
+    blocks = F.pad(flow, (1, 1, 1, 1), mode="replicate").unfold(2, 3, 1).unfold(3, 3, 1)
+    return blocks.reshape(n, c, h, w, 9).median(-1).values
+
+
+def texture(frames: Tensor, patch: int = 5) -> Tensor:
+    """How much texture each pixel's block has: the ``patch`` x ``patch`` mean of the absolute
+    spatial differences of ``frames`` ``(N, C, H, W)``, summed over channels, ``(N, 1, H, W)``.
+    0 on flat regions, where block matching cannot see motion (every displacement ties)."""
+    dx = F.pad((frames[..., :, 1:] - frames[..., :, :-1]).abs(), (0, 1))
+    dy = F.pad((frames[..., 1:, :] - frames[..., :-1, :]).abs(), (0, 0, 0, 1))
+    energy = (dx + dy).sum(1, keepdim=True)
+    return F.avg_pool2d(energy, patch, 1, patch // 2, count_include_pad=False)
+
+
+def pool_flow(flow: Tensor, frames: Tensor, size: tuple[int, int]) -> Tensor:
+    """``flow`` ``(N, 2, H, W)`` averaged over a ``size`` grid, each pixel weighted by the
+    :func:`texture` of ``frames`` there: a cell's motion is that of what can be seen moving in it,
+    not diluted by the flat regions (a shape's inside, a black background) that tie at 0. Cells
+    without texture get 0."""
+    weight = texture(frames)
+    total = F.adaptive_avg_pool2d(weight * flow, size)
+    mass = F.adaptive_avg_pool2d(weight, size)
+    return torch.where(mass > 1e-6, total / mass.clamp_min(1e-6), torch.zeros_like(total))
 
 
 def observed_velocity(frames: Tensor, span: int, max_speed: float, patch: int = 5) -> Tensor:
     """Per-step backward flow ``(B, 2, H, W)`` of the last of ``frames`` ``(B, T, C, H, W)``:
-    its block-matched displacement from ``min(span, T - 1)`` frames earlier, divided by that
-    many steps (zeros when ``T == 1``). Speeds up to ``max_speed`` pixels a step are found."""
+    its subpixel block-matched displacement from ``min(span, T - 1)`` frames earlier, 3 x 3
+    median-filtered, divided by that many steps (zeros when ``T == 1``). Speeds up to
+    ``max_speed`` pixels a step are found."""
     k = min(span, frames.shape[1] - 1)
     if k < 1:
         return frames.new_zeros(frames.shape[0], 2, *frames.shape[-2:])
     radius = math.ceil(k * max_speed)
-    return block_match(frames[:, -1 - k], frames[:, -1], radius, patch) / k
+    return median3(block_match(frames[:, -1 - k], frames[:, -1], radius, patch, True)) / k

@@ -13,14 +13,13 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import SkipRefine, UpsampleDeconvHead, clamp_unit
 from vidgen.models.losses import VideoLoss
-from vidgen.models.motion import observed_velocity
+from vidgen.models.motion import compose_flows, observed_velocity, warp
 from vidgen.models.recurrent import LSTMCore
 
 RESIDUAL_EPS = 0.01  # previous frames are clamped to [eps, 1 - eps] before their logit
@@ -31,28 +30,6 @@ GATE_SCALE = 30.0  # the motion gate is this times its parameter: Adam moves a p
 # about the learning rate a step, and the gate has to travel from 0 to ~1 in tens of steps
 
 
-def warp(frames: Tensor, flow: Tensor) -> Tensor:
-    """Move ``frames`` ``(..., C, H, W)`` along ``flow`` ``(..., 2, H, W)`` in pixels ``(dx, dy)``.
-
-    Output pixel ``p`` takes the (bilinearly interpolated) input at ``p - flow(p)``; borders
-    repeat. A zero flow returns ``frames`` exactly.
-    """
-    lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
-    frames, flow = frames.reshape(-1, c, h, w), flow.reshape(-1, 2, h, w)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=frames.device, dtype=flow.dtype),
-        torch.arange(w, device=frames.device, dtype=flow.dtype),
-        indexing="ij",
-    )
-    x = (xs - flow[:, 0] + 0.5) * (2.0 / w) - 1.0
-    y = (ys - flow[:, 1] + 0.5) * (2.0 / h) - 1.0
-    grid = torch.stack([x, y], dim=-1)
-    out = F.grid_sample(
-        frames.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
-    return out.to(frames.dtype).view(*lead, c, h, w)
-
-
 class Motion(NamedTuple):
     """A rollout's flows after a step, each ``(B, 1, 2, H, W)``: ``step`` moved the previous
     frame to the new one, ``total`` moves the warp source (the last context frame with
@@ -60,15 +37,6 @@ class Motion(NamedTuple):
 
     step: Tensor
     total: Tensor
-
-
-def compose_flows(total: Tensor, step: Tensor) -> Tensor:
-    """The flow of ``total`` followed by ``step`` (both backward flows, ``(..., 2, H, W)``).
-
-    Output pixel ``p`` comes from ``q = p - step(p)`` one step earlier, which came from
-    ``q - total(q)``: the composed flow is ``step(p) + total(p - step(p))``.
-    """
-    return step + warp(total, step)
 
 
 class FramePredictor(VideoModule):

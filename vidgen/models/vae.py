@@ -33,13 +33,18 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   nats (batch mean; Kingma et al. 2016), so the warm-up cannot switch the posterior off.
 - ``observed_motion``: the encoder also reads each frame's block-matched velocity
   (:func:`~vidgen.models.motion.block_match` against the frame before, averaged over the
-  backbone's grid): the motion the latent has to carry is in its input from the first step,
-  not only implied by features of consecutive frames that barely differ.
+  backbone's grid where there is texture to see it move, :func:`~vidgen.models.motion.pool_flow`):
+  the motion the latent has to carry is in its input from the first step, not only implied by
+  features of consecutive frames that barely differ.
 - ``latent="map"`` (with ``condition_frames`` and map cores): z is a map ``(z_dim, h, w)`` over
   the backbone's feature grid instead of one vector: each place of the context frame gets its
   own latent, so the motion of a thing is encoded where the thing is (the decoder does not have
   to find which part of a global vector belongs to which object). Prior samples draw every
-  place's motion independently.
+  place's motion independently. With ``observed_motion`` and ``output="warp"`` too, z's first
+  two channels *are* a velocity (pixels a step): mu starts as the velocity seen at the first
+  generated frame, and the decoder's flow starts from it (bilinearly upsampled; the head adds a
+  change), so z drives the motion from the first step instead of having to be learned through
+  the decoder.
 
 Loss: ``beta=0`` is the paper, reconstruction (MSE) only; ``beta>0`` adds ``beta * KL`` with a
 linear warm-up over ``kl_warmup_steps`` optimiser steps. The KL is summed over z's dimensions
@@ -60,8 +65,7 @@ from torch import Tensor, nn
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
-from vidgen.models.motion import block_match
-from vidgen.models.predictor import compose_flows, warp
+from vidgen.models.motion import block_match, compose_flows, pool_flow, warp
 from vidgen.models.recurrent import LSTMCore
 
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -88,7 +92,8 @@ class VideoVAE(VideoModule):
         kl_warmup_steps: the KL weight rises linearly from 0 to ``beta`` over these steps.
         free_bits: nats per latent dimension below which the KL term is not pushed down.
         observed_motion: the encoder also reads each frame's block-matched velocity (2 extra
-            channels on the feature grid).
+            channels on the feature grid); with a map latent and ``output="warp"``, z's first
+            two channels start as the velocity seen and the flow starts from them.
         latent: ``"vector"`` (paper): z ``(z_dim,)``; ``"map"``: z ``(z_dim, h, w)`` on the
             backbone's feature grid (needs ``condition_frames`` and an encoder that keeps the
             map, e.g. :class:`ConvLSTMCore`).
@@ -202,6 +207,7 @@ class VideoVAE(VideoModule):
         self.output = output
         self.max_flow = max_flow
         self.predict_samples = predict_samples
+        self.motion_skip = observed_motion and latent == "map" and output == "warp"
 
     # --- the model -------------------------------------------------------------------------
 
@@ -230,12 +236,14 @@ class VideoVAE(VideoModule):
 
     def motion_maps(self, video: Tensor, size: tuple[int, int]) -> Tensor:
         """Each frame's block-matched velocity from the frame before (the first: none), in
-        units of ``max_flow``, averaged over a ``size`` grid: ``(B, S, 2, *size)``."""
+        units of ``max_flow``, averaged over a ``size`` grid where there is texture to see it
+        move (:func:`~vidgen.models.motion.pool_flow`): ``(B, S, 2, *size)``."""
         b, s = video.shape[:2]
         before = torch.cat([video[:, :1], video[:, :-1]], 1).flatten(0, 1)
         radius = math.ceil(self.max_flow)
-        flow = block_match(before.detach(), video.flatten(0, 1).detach(), radius) / radius
-        return F.adaptive_avg_pool2d(flow, size).view(b, s, 2, *size)
+        frames = video.flatten(0, 1).detach()
+        flow = block_match(before.detach(), frames, radius) / radius
+        return pool_flow(flow, frames, size).view(b, s, 2, *size)
 
     @staticmethod
     def reparameterise(
@@ -287,6 +295,10 @@ class VideoVAE(VideoModule):
             generated = self.render(self.head, out)
         else:
             steps = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
+            if self.motion_skip:  # z's first two channels are a velocity: the flow starts there
+                size = steps.shape[-2:]
+                seen = F.interpolate(z[:, :2], size=size, mode="bilinear", align_corners=False)
+                steps = steps + seen[:, None]
             total, flows = steps[:, 0], [steps[:, 0]]
             for t in range(1, steps.shape[1]):  # each frame moves on from the one before
                 total = compose_flows(total, steps[:, t])

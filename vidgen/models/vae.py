@@ -28,7 +28,7 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   generated frame is the last context frame's pixels moved along the accumulated flow (one
   bilinear resampling), so shapes stay sharp, and the decoder's constant input gives constant
   velocity by default; the head's deconvolutions start at zero, i.e. at "copy the context
-  frame".
+  frame" (or, with a map latent and ``observed_motion``, at "move it at z's velocity").
 - ``free_bits``: the KL term in the loss counts each latent dimension as at least this many
   nats (batch mean; Kingma et al. 2016), so the warm-up cannot switch the posterior off.
 - ``observed_motion``: the encoder also reads each frame's block-matched velocity

@@ -65,13 +65,11 @@ def compose_flows(total: Tensor, step: Tensor) -> Tensor:
     return step + warp(total, step)
 
 
-def block_costs(
-    earlier: Tensor, later: Tensor, radius: int, dx: int, dy: int, patch: int
-) -> Tensor:
+def block_costs(padded: Tensor, later: Tensor, radius: int, dx: int, dy: int, patch: int) -> Tensor:
     """Mean absolute difference ``(N, 1, H, W)`` of each ``patch`` x ``patch`` block of
-    ``later`` and the block of ``earlier`` displaced by ``(dx, dy)`` (``|dx|, |dy| <= radius``)."""
+    ``later`` and the block of the earlier frame displaced by ``(dx, dy)``; ``padded`` is that
+    frame with ``radius`` replicated pixels on every side (``|dx|, |dy| <= radius``)."""
     h, w = later.shape[-2:]
-    padded = F.pad(earlier, (radius,) * 4, mode="replicate")
     shifted = padded[:, :, radius - dy : radius - dy + h, radius - dx : radius - dx + w]
     cost = (shifted - later).abs().sum(1, keepdim=True)
     return F.avg_pool2d(cost, patch, 1, patch // 2, count_include_pad=False)
@@ -85,17 +83,18 @@ def block_match(
     ``(N, C, H, W)`` best matches ``earlier`` at ``p - flow(p)``, ``|dx|, |dy| <= radius``;
     whole pixels, or refined by parabolas to a fraction of one with ``subpixel``.
 
-    ``warp(earlier, flow)`` (:func:`vidgen.models.predictor.warp`) rebuilds ``later`` where the
+    ``warp(earlier, flow)`` (:func:`warp`) rebuilds ``later`` where the
     match is exact. Borders repeat.
     """
     if radius < 0 or patch < 1 or patch % 2 == 0:
         raise ValueError(f"radius must be >= 0 and patch odd, got {radius}, {patch}")
     n, _, h, w = later.shape
+    padded = F.pad(earlier, (radius,) * 4, mode="replicate")
     best = later.new_full((n, 1, h, w), float("inf"))
     flow = later.new_zeros(n, 2, h, w)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            cost = block_costs(earlier, later, radius, dx, dy, patch)
+            cost = block_costs(padded, later, radius, dx, dy, patch)
             cost = cost + TIE_BREAK * (dx * dx + dy * dy) ** 0.5
             better = cost < best
             best = torch.where(better, cost, best)
@@ -104,21 +103,22 @@ def block_match(
     if not subpixel:
         return flow
     best = best - TIE_BREAK * flow.norm(dim=1, keepdim=True)
-    return flow + subpixel_offsets(earlier, later, radius, patch, flow, best)
+    return flow + subpixel_offsets(padded, later, radius, patch, flow, best)
 
 
 def subpixel_offsets(
-    earlier: Tensor, later: Tensor, radius: int, patch: int, flow: Tensor, best: Tensor
+    padded: Tensor, later: Tensor, radius: int, patch: int, flow: Tensor, best: Tensor
 ) -> Tensor:
     """Offsets ``(N, 2, H, W)`` in ``[-0.5, 0.5]`` from whole-pixel ``flow`` to the minimum of the
     parabola through the block costs at ``flow - 1``, ``flow`` (``best``) and ``flow + 1``, per
-    axis; 0 where a neighbour is out of range, the costs are flat or the match is exact (a
-    block found unchanged moved by whole pixels)."""
+    axis (``padded``: the earlier frame as in :func:`block_costs`); 0 where a neighbour is out
+    of range, the costs are flat or the match is exact (a block found unchanged moved by whole
+    pixels)."""
     near = best.new_full((len(NEIGHBOURS), *best.shape), float("nan"))
     chosen = flow.transpose(0, 1).reshape(2, -1).unique(dim=1).long().t().tolist()
     wanted = {(x + ex, y + ey) for x, y in chosen for ex, ey in NEIGHBOURS}
     for dx, dy in sorted(d for d in wanted if max(abs(d[0]), abs(d[1])) <= radius):
-        cost = block_costs(earlier, later, radius, dx, dy, patch)
+        cost = block_costs(padded, later, radius, dx, dy, patch)
         for k, (ex, ey) in enumerate(NEIGHBOURS):
             here = (flow[:, 0:1] == dx - ex) & (flow[:, 1:2] == dy - ey)
             near[k] = torch.where(here, cost, near[k])

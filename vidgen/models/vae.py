@@ -24,7 +24,7 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   frames after the first ``c``; z only has to carry what the context does not show: the motion.
   Reconstructions, samples and interpolations start with the given context frames.
 - ``output="warp"``: the head emits a 2-channel flow per step (``tanh * max_flow`` pixels),
-  composed with the steps before it (:func:`~vidgen.models.predictor.compose_flows`): each
+  composed with the steps before it (:func:`~vidgen.models.motion.compose_flows`): each
   generated frame is the last context frame's pixels moved along the accumulated flow (one
   bilinear resampling), so shapes stay sharp, and the decoder's constant input gives constant
   velocity by default; the head's deconvolutions start at zero, i.e. at "copy the context

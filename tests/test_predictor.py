@@ -220,6 +220,22 @@ def test_pooled_flow_is_the_motion_of_what_has_texture():
     assert texture(torch.ones(1, 3, 6, 6)).abs().max() == 0
 
 
+def test_carried_velocity_moves_with_what_moves():
+    from vidgen.models.motion import carry
+
+    assert torch.equal(carry(torch.zeros(2, 2, 5, 5)), torch.zeros(2, 2, 5, 5))  # still: still
+    block = torch.zeros(1, 2, 6, 6)
+    block[0, 0, 1:3, 1:3] = 0.5  # a 2 x 2 region moving half a cell a step right
+    moved = carry(block)
+    # it covers columns 1-3 a step later (column 3 half-way: it is in front of the still cells)
+    assert moved[0, 0, 1:3, 1:4].min() > 0.45 and moved[0, 0, 1:3, 4:].abs().max() == 0
+    assert moved[0, 1].abs().max() == 0 and moved[0, 0, 3:].abs().max() == 0
+    twice = carry(carry(block))
+    assert twice[0, 0, 1:3, 4].min() > 0.45  # ... and further on the next step
+    uniform = torch.full((1, 2, 4, 4), -1.0)  # a pan: every cell one cell up-left a step
+    assert torch.allclose(carry(uniform)[..., :3, :3], uniform[..., :3, :3])
+
+
 def test_observed_motion_seeds_the_momentum():
     from vidgen.models.predictor import GATE_SCALE
 

@@ -247,7 +247,8 @@ def test_vae_demo_config_fast_dev_run(in_tmp):
     assert isinstance(cli.model, VideoVAE) and isinstance(cli.model.head, MultiScaleHead)
     assert cli.model.image_size == cli.datamodule.image_size == 32
     assert cli.model.condition_frames == 1 and cli.model.output == "warp"
-    assert cli.model.z_shape == (4, 8, 8) and cli.model.observed_motion
+    assert cli.model.z_shape == (16, 8, 8) and cli.model.observed_motion
+    assert cli.model.motion_steps  # 2 + 2 * 6 motion channels, 2 free
 
 
 def test_vae_demo_paper_config_is_the_paper_vae_at_demo_size(in_tmp):
@@ -434,3 +435,40 @@ def test_map_latent_with_observed_motion_starts_as_the_velocity_seen():
         conditional(encoder=encoder, latent="map", observed_motion=True, z_dim=1)
     with pytest.raises(ValueError, match="video"):
         model.infer(model.encode(video))
+
+
+def test_motion_steps_carry_each_steps_velocity():
+    encoder = partial(ConvLSTMCore, hidden_channels=4, num_layers=1)
+    options = {"encoder": encoder, "latent": "map", "observed_motion": True, "z_dim": 8}
+    steps = conditional(motion_steps=True, **options).eval()
+    constant = conditional(**options).eval()
+    torch.manual_seed(0)
+    texture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 48, 48), 3, 1, 1)
+    left = [16, 15, 14, 15, 16]  # the view pans left for two steps, then back: a bounce
+    video = torch.stack([texture[..., 16:32, x : x + 16] for x in left], 1)
+    inner = (slice(None), slice(1, None), slice(None), slice(4, -4), slice(4, -4))
+    with torch.no_grad():
+        mu, _ = steps.posterior(video)
+        velocity = steps.step_velocities(mu, 4)[0, :, :, 1:3, 1:3].mean((-1, -2))
+        errors = [(m.reconstruct(video) - video)[inner].pow(2).mean() for m in (steps, constant)]
+    # untrained, z is the motion seen: x velocity 1, 1, -1, -1 px; one change of -2 px at step
+    # 3 (in units of change_unit, 1 px); the reconstruction follows the bounce exactly
+    assert torch.allclose(velocity, torch.tensor([[1.0, 0], [1, 0], [-1, 0], [-1, 0]]))
+    changes = mu[0, 2:, 1:3, 1:3].mean((-1, -2))
+    assert torch.allclose(changes, torch.tensor([0.0, 0, -2, 0, 0, 0]))
+    half = conditional(motion_steps=True, change_unit=0.5, **options).eval()
+    with torch.no_grad():
+        assert half.posterior(video)[0][0, 4, 1:3, 1:3].mean() == pytest.approx(-4.0)
+    assert errors[0] < 1e-10 < 1e-3 < errors[1], errors  # constant velocity overshoots
+    # no change: the velocity map moves along itself (a moving blob takes its velocity along)
+    z = torch.zeros(1, 8, 4, 4)
+    z[0, 0, 1, 1] = 4.0  # one cell moving 4 px = one cell a step right
+    carried = steps.step_velocities(z, 3)[0, :, 0]
+    assert carried[0, 1, 1] == 4 and carried[1, 1, 1] == 0
+    assert carried[1, 1, 2] == pytest.approx(4.0, rel=0.02)  # over a still cell: it is in front
+    with pytest.raises(ValueError, match="motion_steps"):
+        conditional(motion_steps=True, **{**options, "z_dim": 7})  # 2 * 4 generated steps
+    with pytest.raises(ValueError, match="motion_steps"):
+        conditional(motion_steps=True, output="frame", **options)
+    with pytest.raises(ValueError, match="change_unit"):
+        conditional(change_unit=0.0, **options)

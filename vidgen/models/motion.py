@@ -31,6 +31,7 @@ from torch import Tensor
 
 TIE_BREAK = 1e-3  # cost per pixel of displacement: among equal matches, the shortest wins
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, for the parabolas
+STILL = 1e-2  # carry(): the splatting weight of a still cell, relative to 1 cell a step
 EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subpixel offset
 
 
@@ -54,6 +55,35 @@ def warp(frames: Tensor, flow: Tensor) -> Tensor:
         frames.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
     )
     return out.to(frames.dtype).view(*lead, c, h, w)
+
+
+def carry(velocity: Tensor) -> Tensor:
+    """A velocity map ``(N, 2, H, W)`` (cells a step, ``(dx, dy)``) one step on: each cell's
+    velocity splatted (bilinearly) to where it moves, averaged where several land, weighted by
+    speed (what moves is taken to be in front of what stays: a moving thing over a still
+    background keeps its velocity), 0 where none lands. What moves takes its velocity along; a
+    backward warp of the map by itself would not advance a moving region's front (a cell ahead
+    of it holds 0 and keeps it)."""
+    n, _, h, w = velocity.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=velocity.device, dtype=velocity.dtype),
+        torch.arange(w, device=velocity.device, dtype=velocity.dtype),
+        indexing="ij",
+    )
+    x, y = xs + velocity[:, 0], ys + velocity[:, 1]
+    total = velocity.new_zeros(n, 3, h * w)  # velocity sums and weight
+    speed = velocity.norm(dim=1, keepdim=True) + STILL
+    values = torch.cat([velocity, torch.ones_like(speed)], 1).mul(speed).flatten(2)
+    for corner_x, corner_y in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        cx, cy = x.floor() + corner_x, y.floor() + corner_y
+        weight = (1 - (x - cx).abs()) * (1 - (y - cy).abs())
+        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+        weight = torch.where(inside, weight, torch.zeros_like(weight)).flatten(1)
+        index = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long().flatten(1)
+        total.scatter_add_(2, index[:, None].expand(-1, 3, -1), values * weight[:, None])
+    velocity_sum, weight = total[:, :2], total[:, 2:]
+    moved = velocity_sum / weight.clamp_min(1e-6)
+    return torch.where(weight > 1e-6, moved, torch.zeros_like(moved)).view(n, 2, h, w)
 
 
 def compose_flows(total: Tensor, step: Tensor) -> Tensor:

@@ -42,9 +42,15 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   to find which part of a global vector belongs to which object). Prior samples draw every
   place's motion independently. With ``observed_motion`` and ``output="warp"`` too, z's first
   two channels *are* a velocity (pixels a step): mu starts as the velocity seen at the first
-  generated frame, and the decoder's flow starts from it (bilinearly upsampled; the head adds a
-  change), so z drives the motion from the first step instead of having to be learned through
-  the decoder.
+  generated frame, and the decoder's flow starts from it (upsampled to pixels, each cell's
+  velocity over its pixels; the head adds a change), so z drives the motion from the first step
+  instead of having to be learned through the decoder.
+- ``motion_steps`` (with that velocity latent): z also carries every later step's change of
+  velocity, 2 channels a step. A step's velocity is the one before carried along itself
+  (:func:`~vidgen.models.motion.carry`: what moves takes its velocity with it) plus z's change
+  for it, in units of ``change_unit`` pixels; mu starts as the changes seen, so an untrained
+  model already reconstructs the clip's motion, bounces included. A prior sample (changes ~
+  N(0, 1)) moves at a random velocity that drifts by about ``change_unit`` a step.
 
 Loss: ``beta=0`` is the paper, reconstruction (MSE) only; ``beta>0`` adds ``beta * KL`` with a
 linear warm-up over ``kl_warmup_steps`` optimiser steps. The KL is summed over z's dimensions
@@ -65,7 +71,7 @@ from torch import Tensor, nn
 from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
-from vidgen.models.motion import block_match, compose_flows, pool_flow, warp
+from vidgen.models.motion import block_match, carry, compose_flows, pool_flow, warp
 from vidgen.models.recurrent import LSTMCore
 
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -94,6 +100,11 @@ class VideoVAE(VideoModule):
         observed_motion: the encoder also reads each frame's block-matched velocity (2 extra
             channels on the feature grid); with a map latent and ``output="warp"``, z's first
             two channels start as the velocity seen and the flow starts from them.
+        motion_steps: with that velocity latent, z also carries each later generated step's
+            change of velocity (2 channels a step: ``z_dim >= 2 * (frames - condition_frames)``),
+            starting as the changes seen; without it the velocity stays as it is.
+        change_unit: pixels a step of velocity change per unit of z (``motion_steps``): a
+            prior sample's velocity drifts by about this much a step.
         latent: ``"vector"`` (paper): z ``(z_dim,)``; ``"map"``: z ``(z_dim, h, w)`` on the
             backbone's feature grid (needs ``condition_frames`` and an encoder that keeps the
             map, e.g. :class:`ConvLSTMCore`).
@@ -130,6 +141,8 @@ class VideoVAE(VideoModule):
         free_bits: float = 0.0,
         latent: Literal["vector", "map"] = "vector",
         observed_motion: bool = False,
+        motion_steps: bool = False,
+        change_unit: float = 1.0,
         condition_frames: int = 0,
         output: Literal["frame", "warp"] = "frame",
         max_flow: float = 8.0,
@@ -191,6 +204,9 @@ class VideoVAE(VideoModule):
             raise ValueError(f"latent must be 'vector' or 'map', got {latent!r}")
         if logvar_init:
             nn.init.constant_(self.to_latent.bias[z_dim:], logvar_init)
+        if observed_motion and latent == "map":  # z starts exactly as the motion seen
+            nn.init.zeros_(self.to_latent.weight[:z_dim])
+            nn.init.zeros_(self.to_latent.bias[:z_dim])
         self.decoder = decoder((z_dim + c, h, w) if condition_frames else (z_dim, 1, 1))
         if output == "warp":
             self.head = head(self.decoder.out_shape, image_size, out_channels=2)
@@ -208,6 +224,16 @@ class VideoVAE(VideoModule):
         self.max_flow = max_flow
         self.predict_samples = predict_samples
         self.motion_skip = observed_motion and latent == "map" and output == "warp"
+        if motion_steps and not (self.motion_skip and z_dim >= 2 * (frames - condition_frames)):
+            raise ValueError(
+                "motion_steps needs latent='map', observed_motion, output='warp' and z_dim >= "
+                f"2 * (frames - condition_frames) = {2 * (frames - condition_frames)}, "
+                f"got z_dim={z_dim}"
+            )
+        if change_unit <= 0:
+            raise ValueError(f"change_unit must be > 0, got {change_unit}")
+        self.motion_steps = motion_steps
+        self.change_unit = change_unit
 
     # --- the model -------------------------------------------------------------------------
 
@@ -229,10 +255,43 @@ class VideoVAE(VideoModule):
         out, _ = self.encoder(features)
         last = out[:, -1] if len(self.z_shape) > 1 else out[:, -1].flatten(1)
         mu, logvar = self.to_latent(last).chunk(2, dim=1)
-        if motion is not None and len(self.z_shape) > 1:  # z starts as the velocity seen
-            seen = motion[:, self.condition_frames] * math.ceil(self.max_flow)  # pixels a step
-            mu = mu + F.pad(seen, (0, 0, 0, 0, 0, self.z_dim - 2))
+        if motion is not None and len(self.z_shape) > 1:  # z starts as the motion seen
+            seen = self.motion_latent(motion[:, self.condition_frames :] * math.ceil(self.max_flow))
+            mu = mu + F.pad(seen, (0, 0, 0, 0, 0, self.z_dim - seen.shape[1]))
         return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def motion_latent(self, seen: Tensor) -> Tensor:
+        """The latent channels that reproduce the velocities ``seen`` ``(B, S, 2, h, w)`` (pixels a
+        step, one map per generated frame) through :meth:`step_velocities`: the first step's
+        velocity, then (``motion_steps``) each later step's change from the velocity carried on,
+        in ``change_unit`` s, as many as z has room for."""
+        if not self.motion_steps:
+            return seen[:, 0]
+        steps = min(seen.shape[1], self.z_dim // 2)
+        changes = [seen[:, 0]] + [
+            (seen[:, t] - self.carry(seen[:, t - 1])) / self.change_unit for t in range(1, steps)
+        ]
+        return torch.cat(changes, 1)
+
+    def carry(self, velocity: Tensor) -> Tensor:
+        """A velocity map ``(B, 2, h, w)`` (pixels a step, on the latent grid) one step on
+        (:func:`~vidgen.models.motion.carry`)."""
+        cell = self.image_size / velocity.shape[-1]
+        return carry(velocity / cell) * cell
+
+    def step_velocities(self, z: Tensor, steps: int) -> Tensor:
+        """The velocity maps ``(B, steps, 2, h, w)`` (pixels a step) that z's motion channels
+        give the generated steps: z's velocity at the first; then, with ``motion_steps``, each
+        step's velocity carried on (:meth:`carry`) plus z's change for that step (none past z's
+        channels: constant velocity); without, the same map at every step."""
+        velocity, out = z[:, :2], [z[:, :2]]
+        for t in range(1, steps):
+            if self.motion_steps:
+                velocity = self.carry(velocity)
+                if 2 * t + 2 <= self.z_dim:
+                    velocity = velocity + self.change_unit * z[:, 2 * t : 2 * t + 2]
+            out.append(velocity)
+        return torch.stack(out, 1)
 
     def motion_maps(self, video: Tensor, size: tuple[int, int]) -> Tensor:
         """Each frame's block-matched velocity from the frame before (the first: none), in
@@ -295,10 +354,10 @@ class VideoVAE(VideoModule):
             generated = self.render(self.head, out)
         else:
             steps = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
-            if self.motion_skip:  # z's first two channels are a velocity: the flow starts there
-                size = steps.shape[-2:]
-                seen = F.interpolate(z[:, :2], size=size, mode="bilinear", align_corners=False)
-                steps = steps + seen[:, None]
+            if self.motion_skip:  # z's motion channels are velocities: the flow starts there
+                velocity = self.step_velocities(z, steps.shape[1])
+                seen = F.interpolate(velocity.flatten(0, 1), size=steps.shape[-2:], mode="nearest")
+                steps = steps + seen.view_as(steps)
             total, flows = steps[:, 0], [steps[:, 0]]
             for t in range(1, steps.shape[1]):  # each frame moves on from the one before
                 total = compose_flows(total, steps[:, t])

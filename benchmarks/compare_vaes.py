@@ -40,7 +40,6 @@ from vidgen.cli import build
 from vidgen.data.datamodule import VideoDataModule
 from vidgen.evaluation import collapse_score, frame_metrics
 from vidgen.fvd import frechet_distance, video_features
-from vidgen.models import kl_divergence
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -114,7 +113,7 @@ def evaluate(model: VideoVAE, video: Tensor, features, seed: int) -> dict:
     result = {f"z={k}": scores(v, video) for k, v in recon.items()}
     for k in ("other", "ones", "zeros"):
         result[f"gap_{k}"] = result["z=own"]["psnr"] - result[f"z={k}"]["psnr"]
-    result["kl_per_clip"] = float(kl_divergence(mu, logvar))
+    result["kl_per_clip"] = float(model.kl(mu, logvar, context))
     samples = model.sample(len(video), frames, torch.Generator().manual_seed(seed), context=context)
     result["sample_collapse"] = float(collapse_score(samples, video))
     result["sample_fd"] = frechet_distance(features(video), features(samples))

@@ -248,7 +248,7 @@ def test_vae_demo_config_fast_dev_run(in_tmp):
     assert cli.model.image_size == cli.datamodule.image_size == 32
     assert cli.model.condition_frames == 1 and cli.model.output == "warp"
     assert cli.model.z_shape == (16, 8, 8) and cli.model.observed_motion
-    assert cli.model.motion_steps  # 2 + 2 * 6 motion channels, 2 free
+    assert cli.model.motion_steps and cli.model.prior == "affinity"  # 2 + 2 * 6 motion channels
 
 
 def test_vae_demo_paper_config_is_the_paper_vae_at_demo_size(in_tmp):
@@ -472,3 +472,39 @@ def test_motion_steps_carry_each_steps_velocity():
         conditional(motion_steps=True, output="frame", **options)
     with pytest.raises(ValueError, match="change_unit"):
         conditional(change_unit=0.0, **options)
+
+
+def test_affinity_prior_moves_a_things_cells_together():
+    encoder = partial(ConvLSTMCore, hidden_channels=4, num_layers=1)
+    options = {"encoder": encoder, "latent": "map", "observed_motion": True, "z_dim": 8}
+    model = conditional(prior="affinity", **options).eval()
+    frame = torch.zeros(1, 1, 3, S, S)
+    frame[..., 0, 0:8, 0:8] = 1.0  # a red square over the top-left 2 x 2 cells
+    context = frame.expand(64, -1, -1, -1, -1)
+    captured = []
+    decode = model.decode
+    model.decode = lambda z, *args: captured.append(z) or decode(z, *args)
+    with torch.no_grad():
+        one = model.sample(64, 5, torch.Generator().manual_seed(0), context=context)
+        two = model.sample(64, 5, torch.Generator().manual_seed(0), context=context)
+    assert torch.equal(one, two) and one.shape == (64, 5, 3, S, S)
+    z = captured[0][:, 0].flatten(1)  # the first step's x velocity, (64 samples, 16 cells)
+    corr = torch.corrcoef(z.T)
+    assert corr[0, 5] > 0.7  # two cells of the square: drawn together
+    assert corr[0, 10].abs() < 0.4  # the square and a background cell: not
+    video = clip(2, 5)
+    mu, logvar = model.posterior(video)
+    terms = model.objective(model.reconstruct(video), video, mu, logvar, 1.0)
+    assert torch.isfinite(terms["loss"]) and terms["kl"] > 0
+    assert (
+        terms["kl"]
+        != conditional(**options).objective(model.reconstruct(video), video, mu, logvar, 1.0)["kl"]
+    )
+    with pytest.raises(ValueError, match="context"):
+        model.sample(2, 5)
+    with pytest.raises(ValueError, match="affinity"):
+        conditional(prior="affinity")  # a vector latent
+    with pytest.raises(ValueError, match="affinity"):
+        conditional(prior="affinity", free_bits=0.1, **options)
+    with pytest.raises(ValueError, match="prior"):
+        conditional(prior="learned", **options)

@@ -29,6 +29,10 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
   bilinear resampling), so shapes stay sharp, and the decoder's constant input gives constant
   velocity by default; the head's deconvolutions start at zero, i.e. at "copy the context
   frame" (or, with a map latent and ``observed_motion``, at "move it at z's velocity").
+- ``prior="affinity"`` (with a latent map): the cells of each of z's channels are correlated by
+  how alike they look in the context frame and how close they are
+  (:mod:`~vidgen.models.priors`), instead of independent: a prior sample moves the cells of one
+  thing together instead of tearing it apart. The KL term is taken against this prior.
 - ``free_bits``: the KL term in the loss counts each latent dimension as at least this many
   nats (batch mean; Kingma et al. 2016), so the warm-up cannot switch the posterior off.
 - ``observed_motion``: the encoder also reads each frame's block-matched velocity
@@ -55,7 +59,7 @@ Options that make z matter (``docs/vae.md`` measures them; all off by default = 
 Loss: ``beta=0`` is the paper, reconstruction (MSE) only; ``beta>0`` adds ``beta * KL`` with a
 linear warm-up over ``kl_warmup_steps`` optimiser steps. The KL is summed over z's dimensions
 and averaged over clips while the MSE is averaged over pixels, so useful ``beta`` values are
-small (1e-4 .. 1e-2).
+small (1e-4 .. 1e-2; 1e-6 for a latent map with ``motion_steps``, whose KL is thousands of nats).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from vidgen.models.base import CoreFactory, HeadFactory, VideoModule, paper_adam
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
 from vidgen.models.motion import block_match, carry, compose_flows, pool_flow, warp
+from vidgen.models.priors import affinity_scale_tril, correlated_kl, sample_correlated
 from vidgen.models.recurrent import LSTMCore
 
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -105,6 +110,10 @@ class VideoVAE(VideoModule):
             starting as the changes seen; without it the velocity stays as it is.
         change_unit: pixels a step of velocity change per unit of z (``motion_steps``): a
             prior sample's velocity drifts by about this much a step.
+        prior: ``"standard"``: z ~ N(0, I); ``"affinity"`` (map latent): each channel's cells
+            correlated by how alike they look in the context frame and how close they are
+            (:mod:`vidgen.models.priors`): a sample moves a thing's cells together; the KL term
+            is taken against it.
         latent: ``"vector"`` (paper): z ``(z_dim,)``; ``"map"``: z ``(z_dim, h, w)`` on the
             backbone's feature grid (needs ``condition_frames`` and an encoder that keeps the
             map, e.g. :class:`ConvLSTMCore`).
@@ -143,6 +152,7 @@ class VideoVAE(VideoModule):
         observed_motion: bool = False,
         motion_steps: bool = False,
         change_unit: float = 1.0,
+        prior: Literal["standard", "affinity"] = "standard",
         condition_frames: int = 0,
         output: Literal["frame", "warp"] = "frame",
         max_flow: float = 8.0,
@@ -232,6 +242,11 @@ class VideoVAE(VideoModule):
             )
         if change_unit <= 0:
             raise ValueError(f"change_unit must be > 0, got {change_unit}")
+        if prior not in ("standard", "affinity"):
+            raise ValueError(f"prior must be 'standard' or 'affinity', got {prior!r}")
+        if prior == "affinity" and (latent != "map" or free_bits):
+            raise ValueError("prior='affinity' needs latent='map' and free_bits=0")
+        self.prior = prior
         self.motion_steps = motion_steps
         self.change_unit = change_unit
 
@@ -396,11 +411,31 @@ class VideoVAE(VideoModule):
         generator: torch.Generator | None = None,
         context: Tensor | None = None,
     ) -> Tensor:
-        """``n`` new clips ``(n, frames, C, H, W)`` from z ~ N(0, I) (seeded by ``generator`` or
-        the global RNG); a conditional model continues ``context`` ``(n, c, C, H, W)``."""
+        """``n`` new clips ``(n, frames, C, H, W)`` from the prior (seeded by ``generator`` or the
+        global RNG); a conditional model continues ``context`` ``(n, c, C, H, W)``."""
         device = self.device if generator is None else generator.device
         z = torch.randn(n, *self.z_shape, generator=generator, device=device).to(self.device)
+        scale_tril = self.prior_scale_tril(context)
+        if scale_tril is not None:
+            z = sample_correlated(z, scale_tril)
         return self.decode(z, frames, context)
+
+    def prior_scale_tril(self, context: Tensor | None) -> Tensor | None:
+        """Cholesky factor of the affinity prior's covariance over z's cells, from the
+        ``context`` frames (``None`` for the standard prior)."""
+        if self.prior == "standard":
+            return None
+        if context is None:
+            raise ValueError("the affinity prior is drawn from the context frames: pass context")
+        return affinity_scale_tril(context[:, -1], self.z_shape[1:])
+
+    def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
+        """KL(q(z | clip) || prior), summed over z, averaged over clips (the affinity prior
+        needs the clips' ``context`` frames)."""
+        scale_tril = self.prior_scale_tril(context)
+        if scale_tril is None:
+            return kl_divergence(mu, logvar)
+        return correlated_kl(mu, logvar, scale_tril)
 
     def interpolate(
         self, a: Tensor, b: Tensor, steps: int = 8, frames: int | None = None
@@ -442,7 +477,7 @@ class VideoVAE(VideoModule):
         c = self.condition_frames  # the context frames are copied: no loss on them
         terms = self.loss(recon[:, c:], video[:, c:], self.backbone)
         terms["recon"] = terms.pop("loss")
-        terms["kl"] = kl_divergence(mu, logvar)
+        terms["kl"] = self.kl(mu, logvar, self.context(video))
         terms["kl_weight"] = torch.tensor(kl_weight, device=recon.device)
         kl = terms["kl"]
         if self.free_bits:

@@ -172,7 +172,7 @@ def test_build_gives_a_packaged_config_in_python():
     assert isinstance(built.model, VideoVAE) and isinstance(built.datamodule, ShapesDataModule)
     assert built.model.image_size == built.datamodule.image_size == 32
     assert built.datamodule.batch_size == 4
-    assert built.trainer.max_epochs == built.config.trainer.max_epochs == 10
+    assert built.trainer.max_epochs == built.config.trainer.max_epochs == 5
     assert built.trainer.global_step == 0  # built, not run
     with pytest.raises(FileNotFoundError, match="no config"):
         build("no_such_config")

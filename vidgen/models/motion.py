@@ -35,6 +35,14 @@ STILL = 1e-2  # carry(): the splatting weight of a still cell, relative to 1 cel
 EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subpixel offset
 
 
+def grid(h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Row and column index ``(h, w)`` of every place of an ``h`` x ``w`` grid, on ``like``'s
+    device and in its dtype."""
+    ys = torch.arange(h, device=like.device, dtype=like.dtype)
+    xs = torch.arange(w, device=like.device, dtype=like.dtype)
+    return torch.meshgrid(ys, xs, indexing="ij")
+
+
 def warp(frames: Tensor, flow: Tensor) -> Tensor:
     """Move ``frames`` ``(..., C, H, W)`` along ``flow`` ``(..., 2, H, W)`` in pixels ``(dx, dy)``.
 
@@ -43,16 +51,16 @@ def warp(frames: Tensor, flow: Tensor) -> Tensor:
     """
     lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
     frames, flow = frames.reshape(-1, c, h, w), flow.reshape(-1, 2, h, w)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=frames.device, dtype=flow.dtype),
-        torch.arange(w, device=frames.device, dtype=flow.dtype),
-        indexing="ij",
-    )
+    ys, xs = grid(h, w, flow)
     x = (xs - flow[:, 0] + 0.5) * (2.0 / w) - 1.0
     y = (ys - flow[:, 1] + 0.5) * (2.0 / h) - 1.0
-    grid = torch.stack([x, y], dim=-1)
+    sources = torch.stack([x, y], dim=-1)  # where each output pixel samples, in [-1, 1]
     out = F.grid_sample(
-        frames.to(grid.dtype), grid, mode="bilinear", padding_mode="border", align_corners=False
+        frames.to(sources.dtype),
+        sources,
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
     )
     return out.to(frames.dtype).view(*lead, c, h, w)
 
@@ -65,11 +73,7 @@ def carry(velocity: Tensor) -> Tensor:
     backward warp of the map by itself would not advance a moving region's front (a cell ahead
     of it holds 0 and keeps it)."""
     n, _, h, w = velocity.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=velocity.device, dtype=velocity.dtype),
-        torch.arange(w, device=velocity.device, dtype=velocity.dtype),
-        indexing="ij",
-    )
+    ys, xs = grid(h, w, velocity)
     x, y = xs + velocity[:, 0], ys + velocity[:, 1]
     total = velocity.new_zeros(n, 3, h * w)  # velocity sums and weight
     speed = velocity.norm(dim=1, keepdim=True) + STILL
@@ -123,7 +127,9 @@ def block_match(
     padded = F.pad(earlier, (radius,) * 4, mode="replicate")
     best = later.new_full((n, 1, h, w), float("inf"))
     flow = later.new_zeros(n, 2, h, w)
-    near = best.new_full((len(NEIGHBOURS), n, 1, h, w), float("nan"))  # costs next to the best
+    if subpixel:  # the costs next to each pixel's best so far (NaN: not seen / out of range)
+        nan = best.new_full((n, 1, h, w), float("nan"))
+        near = nan.expand(len(NEIGHBOURS), -1, -1, -1, -1).clone()
     row_before: list[Tensor] = []
     for dy in range(-radius, radius + 1):
         row: list[Tensor] = []
@@ -138,7 +144,6 @@ def block_match(
             flow[:, 0:1] = torch.where(better, float(dx), flow[:, 0:1])
             flow[:, 1:2] = torch.where(better, float(dy), flow[:, 1:2])
             if subpixel:  # a new best: the costs left of and above it are known, not yet the rest
-                nan = torch.full_like(raw, float("nan"))
                 near[0] = torch.where(better, row[-1] if row else nan, near[0])
                 near[2] = torch.where(better, row_before[len(row)] if row_before else nan, near[2])
                 near[1] = torch.where(better, nan, near[1])

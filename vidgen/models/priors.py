@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidgen.models.motion import grid
+
 COLOUR = 0.1  # colour distance (RGB in [0, 1]) at which two cells' correlation falls to e^-1/2
 DISTANCE = 3.0  # ... and the distance in cells
 OWN = 0.05  # the part of each cell's variance drawn for it alone
@@ -28,11 +30,7 @@ def affinity_scale_tril(frame: Tensor, size: tuple[int, int]) -> Tensor:
     h, w = size
     cells = torch.cat([F.adaptive_avg_pool2d(frame, size), F.adaptive_max_pool2d(frame, size)], 1)
     cells = cells.flatten(2).transpose(1, 2).float()  # (N, h*w, 2C)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=frame.device, dtype=cells.dtype),
-        torch.arange(w, device=frame.device, dtype=cells.dtype),
-        indexing="ij",
-    )
+    ys, xs = grid(h, w, cells)
     places = torch.stack([ys.flatten(), xs.flatten()], 1)
     exponent = torch.cdist(cells, cells).pow(2) / (2 * COLOUR**2)
     exponent = exponent + torch.cdist(places, places).pow(2) / (2 * DISTANCE**2)

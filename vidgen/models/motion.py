@@ -32,6 +32,7 @@ from torch import Tensor
 TIE_BREAK = 1e-3  # cost per pixel of displacement: among equal matches, the shortest wins
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, for the parabolas
 STILL = 1e-2  # carry(): the splatting weight of a still cell, relative to 1 cell a step
+MAX_DEVIATION = 8.0  # splat_over(): speeds beyond this from the median weigh as this (no overflow)
 EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subpixel offset
 
 
@@ -65,29 +66,64 @@ def warp(frames: Tensor, flow: Tensor) -> Tensor:
     return out.to(frames.dtype).view(*lead, c, h, w)
 
 
+def splat(values: Tensor, flow: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward splatting: each pixel ``p`` of ``values`` ``(N, C, H, W)`` sent to ``p + flow(p)``
+    (``flow`` ``(N, 2, H, W)``, pixels ``(dx, dy)``), shared bilinearly between the four pixels
+    around it, times ``weight`` ``(N, 1, H, W)``. Returns the weighted sums ``(N, C, H, W)`` and
+    the weights that landed ``(N, 1, H, W)`` (0 where nothing lands; what leaves the frame is
+    lost). Their ratio is the weighted mean of what landed at each pixel; with a zero flow and a
+    positive weight it is ``values`` exactly. Differentiable in ``values``, ``flow`` and
+    ``weight``."""
+    n, c, h, w = values.shape
+    ys, xs = grid(h, w, flow)
+    x, y = xs + flow[:, 0], ys + flow[:, 1]
+    weighted = torch.cat([values * weight, weight], 1).flatten(2)
+    total = weighted.new_zeros(n, c + 1, h * w)
+    for corner_x, corner_y in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        cx, cy = x.detach().floor() + corner_x, y.detach().floor() + corner_y
+        share = (1 - (x - cx).abs()) * (1 - (y - cy).abs())
+        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+        share = torch.where(inside, share, torch.zeros_like(share)).flatten(1)
+        index = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long().flatten(1)
+        index = index[:, None].expand(-1, c + 1, -1)
+        total = total.scatter_add(2, index, weighted * share[:, None])
+    total = total.view(n, c + 1, h, w)
+    return total[:, :c], total[:, c:]
+
+
+def splat_over(
+    frames: Tensor, offset: Tensor, velocity: Tensor, fill: Tensor, sharpness: float
+) -> Tensor:
+    """``frames`` ``(..., C, H, W)``, each pixel moved by its ``offset`` ``(..., 2, H, W)`` and
+    splatted (:func:`splat`), over ``fill`` (same shape as ``frames``), which shows where
+    nothing lands (in proportion to how little does). Where several pixels land, each weighs
+    ``exp(sharpness * d)``, ``d`` the distance of its ``velocity`` from the median velocity of its
+    frame (pixels a step, at most :data:`MAX_DEVIATION`): what moves against the camera is in
+    front. A zero offset gives ``frames`` exactly."""
+    lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
+    frames, offset, velocity = (
+        x.reshape(-1, x.shape[-3], h, w) for x in (frames, offset, velocity)
+    )
+    median = velocity.detach().flatten(2).median(-1).values[..., None, None]
+    deviation = (velocity.detach() - median).norm(dim=1, keepdim=True)
+    sums, mass = splat(frames, offset, torch.exp(sharpness * deviation.clamp(max=MAX_DEVIATION)))
+    _, coverage = splat(frames[:, :1], offset, torch.ones_like(mass))
+    landed = coverage.clamp(max=1.0)
+    out = landed * sums / mass.clamp_min(1e-6) + (1 - landed) * fill.reshape_as(frames)
+    return out.view(*lead, c, h, w)
+
+
 def carry(velocity: Tensor) -> Tensor:
     """A velocity map ``(N, 2, H, W)`` (cells a step, ``(dx, dy)``) one step on: each cell's
-    velocity splatted (bilinearly) to where it moves, averaged where several land, weighted by
+    velocity splatted (:func:`splat`) to where it moves, averaged where several land, weighted by
     speed (what moves is taken to be in front of what stays: a moving thing over a still
     background keeps its velocity), 0 where none lands. What moves takes its velocity along; a
     backward warp of the map by itself would not advance a moving region's front (a cell ahead
     of it holds 0 and keeps it)."""
-    n, _, h, w = velocity.shape
-    ys, xs = grid(h, w, velocity)
-    x, y = xs + velocity[:, 0], ys + velocity[:, 1]
-    total = velocity.new_zeros(n, 3, h * w)  # velocity sums and weight
     speed = velocity.norm(dim=1, keepdim=True) + STILL
-    values = torch.cat([velocity, torch.ones_like(speed)], 1).mul(speed).flatten(2)
-    for corner_x, corner_y in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        cx, cy = x.floor() + corner_x, y.floor() + corner_y
-        weight = (1 - (x - cx).abs()) * (1 - (y - cy).abs())
-        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-        weight = torch.where(inside, weight, torch.zeros_like(weight)).flatten(1)
-        index = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long().flatten(1)
-        total.scatter_add_(2, index[:, None].expand(-1, 3, -1), values * weight[:, None])
-    velocity_sum, weight = total[:, :2], total[:, 2:]
-    moved = velocity_sum / weight.clamp_min(1e-6)
-    return torch.where(weight > 1e-6, moved, torch.zeros_like(moved)).view(n, 2, h, w)
+    moved, weight = splat(velocity, velocity, speed)
+    landed = weight > 1e-6
+    return torch.where(landed, moved / weight.clamp_min(1e-6), torch.zeros_like(moved))
 
 
 def compose_flows(total: Tensor, step: Tensor) -> Tensor:

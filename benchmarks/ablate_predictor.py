@@ -36,6 +36,16 @@ VARIANTS = {  # name -> overrides of the packaged config
     "ctx+mom+observed": [*PLAIN, f"{M}.observed_motion=true"],
     "ctx+mom+ssim": [*PLAIN, f"{M}.loss.init_args.ssim=0.5"],
     "ctx+mom+observed+ssim": [*PLAIN, f"{M}.observed_motion=true", f"{M}.loss.init_args.ssim=0.2"],
+    "packaged": [],
+    "packaged+splat": [f"{M}.splat=true"],
+    "packaged+layers": [f"{M}.motion_layers=8"],
+    "packaged+splat+layers": [f"{M}.splat=true", f"{M}.motion_layers=8"],
+    "packaged+splat+layers+ssim": [
+        f"{M}.splat=true",
+        f"{M}.motion_layers=8",
+        f"{M}.loss=vidgen.models.VideoLoss",
+        f"{M}.loss.init_args.ssim=0.2",
+    ],
 }
 CONFIGS = {"shapes": "demo.yaml", "textured": "demo_textured.yaml"}
 STEPS = (1, 4, 8, 16)
@@ -108,7 +118,11 @@ def main_cli() -> None:
         "accumulated flow; mom: momentum; skip: SkipRefine; composite: gate + pixels; observed: "
         "the block-matched velocity of the context seeds the momentum (whole pixels in the runs "
         "marked (integer), subpixel since); ssim: + 0.5 or 0.2 (1 - SSIM) in the loss "
-        "(0.2 packaged for textured video). Removed after "
+        "(0.2 packaged for textured video); packaged: the dataset's config as it ships (at the "
+        "time of the run); splat: pixels of the last true frame splatted forward along their "
+        "own velocity; layers: the observed velocity fitted by 8 motion layers (5, all affine, "
+        "where marked; 'changes averaged per layer': the head's changes too, not kept). "
+        "Removed after "
         "these runs: motion (a conv net's maps of frame differences appended to the core's "
         "input), learned-proposal (a full-resolution conv net proposing the first flow from "
         "the last frame and its difference).\n\n" + table(lines) + "\n",

@@ -20,6 +20,8 @@ def test_a_field_of_few_affine_motions_comes_back():
     assert torch.allclose(motion_layers(field, confidence, layers=2), field, atol=1e-3)
     one = motion_layers(field, confidence, layers=1)  # a single layer: the weighted fit
     assert not torch.allclose(one, field, atol=0.1)  # cannot hold the square too
+    big, confidence = two_motions(size=96)  # fitted on every 2nd pixel, all assigned
+    assert torch.allclose(motion_layers(big, confidence, layers=2), big, atol=1e-3)
 
 
 def test_stray_velocities_take_their_layers_motion():

@@ -18,6 +18,8 @@ is refitted to its pixels, ``iterations`` times.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,6 +28,7 @@ from vidgen.models.motion import grid
 
 RIDGE = 1e-3  # regularises each layer's least-squares fit (a layer with few or collinear pixels)
 UNSURE = 1e-4  # confidence added everywhere: pixels without texture still count, a little
+FIT_PIXELS = 4096  # the layers are fitted on at most about this many pixels of a frame
 
 
 def affine_basis(h: int, w: int, like: Tensor) -> Tensor:
@@ -50,15 +53,19 @@ def fit_motion(basis: Tensor, velocity: Tensor, weight: Tensor, affine: bool) ->
 def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations: int = 8) -> Tensor:
     """``velocity`` ``(N, 2, H, W)`` with each pixel's velocity replaced by that of its motion
     layer: ``layers`` motions fitted per clip, weighted by ``confidence`` ``(N, 1, H, W)``,
-    e.g. :func:`~vidgen.models.motion.texture`.
-    A field made of one affine
-    motion and at most ``layers - 1`` translations comes back unchanged (up to the ridge)."""
+    e.g. :func:`~vidgen.models.motion.texture`. A field made of one affine motion and at most
+    ``layers - 1`` translations comes back unchanged (up to the ridge). Frames of more than
+    :data:`FIT_PIXELS` pixels are fitted on an evenly strided subset of them, then every pixel
+    is assigned."""
     if layers < 1 or iterations < 0:
         raise ValueError(f"layers must be >= 1 and iterations >= 0, got {layers}, {iterations}")
     n, _, h, w = velocity.shape
-    basis = affine_basis(h, w, velocity.float())  # solved in float32 whatever the precision
-    field = velocity.float().flatten(2).transpose(1, 2)  # (N, P, 2)
-    weight = confidence.float().flatten(1) + UNSURE
+    every = affine_basis(h, w, velocity.float())  # solved in float32 whatever the precision
+    everywhere = velocity.float().flatten(2).transpose(1, 2)  # (N, P, 2)
+    stride = math.ceil(math.sqrt(h * w / FIT_PIXELS))
+    keep = (torch.arange(0, h, stride)[:, None] * w + torch.arange(0, w, stride)).flatten()
+    basis, field = every[keep], everywhere[:, keep]
+    weight = confidence.float().flatten(1)[:, keep] + UNSURE
     models = [fit_motion(basis, field, weight, affine=True)]
     for _ in range(layers - 1):  # seed: the confident pixel worst explained so far
         residual = torch.stack([(basis @ m - field).norm(dim=-1) for m in models]).amin(0)
@@ -75,8 +82,8 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
             refit = fit_motion(basis, field, member[..., k], affine=k == 0)
             refits.append(torch.where(alive, refit, stacked[:, k]))
         stacked = torch.stack(refits, 1)
-    chosen = stacked[torch.arange(n)[:, None], assign(basis, field, stacked)]  # (N, P, 3, 2)
-    out = (basis[None, :, None] @ chosen)[:, :, 0]  # (N, P, 2)
+    chosen = stacked[torch.arange(n)[:, None], assign(every, everywhere, stacked)]  # (N, P, 3, 2)
+    out = (every[None, :, None] @ chosen)[:, :, 0]  # (N, P, 2)
     return out.transpose(1, 2).reshape(n, 2, h, w).to(velocity.dtype)
 
 

@@ -107,9 +107,12 @@ def test_console_script_exits_zero_after_a_run(in_tmp):
     assert (in_tmp / "runs" / "demo" / "checkpoints" / "last.ckpt").is_file()
 
 
-@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml", "vae_demo.yaml"])
+@pytest.mark.parametrize(
+    "config", ["demo.yaml", "demo_textured.yaml", "demo_paper.yaml", "vae_demo.yaml"]
+)
 def test_bf16_mixed_precision_trains(in_tmp, config):
-    """The GPU recipe's precision (bf16 autocast: FFT deconvolution, warp, KL) on the CPU."""
+    """The GPU recipe's precision (bf16 autocast: FFT deconvolution, warp, splatting, motion
+    layers, KL) on the CPU."""
     cli = fast_dev_run(config, "--trainer.precision=bf16-mixed")
     loss = cli.trainer.callback_metrics["train/loss"]
     assert torch.isfinite(loss) and loss > 0

@@ -40,6 +40,11 @@ VARIANTS = {  # name -> overrides of the packaged config
     "packaged+splat": [f"{M}.splat=true"],
     "packaged+layers": [f"{M}.motion_layers=8"],
     "packaged+splat+layers": [f"{M}.splat=true", f"{M}.motion_layers=8"],
+    "packaged+splat+layers+composite": [
+        f"{M}.splat=true",
+        f"{M}.motion_layers=8",
+        f"{M}.composite=true",
+    ],
     "packaged+splat+layers+ssim": [
         f"{M}.splat=true",
         f"{M}.motion_layers=8",

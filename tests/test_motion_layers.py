@@ -48,3 +48,17 @@ def test_confidence_weights_the_fit_and_errors_are_clear():
     assert torch.allclose(both, batch, atol=1e-3)
     with pytest.raises(ValueError, match="layers"):
         motion_layers(field, confidence, layers=0)
+
+
+def test_everything_is_made_on_the_fields_device():
+    """Nothing is created on the CPU behind a GPU caller's back: run on PyTorch's ``meta``
+    device (shapes only), which refuses a tensor from any other device."""
+    from vidgen.models.motion import splat_over
+
+    field = torch.randn(2, 2, 8, 8, device="meta")
+    assert motion_layers(field, torch.ones(2, 1, 8, 8, device="meta"), 3).device.type == "meta"
+    frames, offset = (
+        torch.rand(2, 1, 3, 8, 8, device="meta"),
+        torch.rand(2, 1, 2, 8, 8, device="meta"),
+    )
+    assert splat_over(frames, offset, offset, frames, 1.0).shape == frames.shape

@@ -1,4 +1,4 @@
-"""Motion layers: a velocity field explained by a few affine motions (Wang & Adelson 1994).
+"""Motion layers: a velocity field explained by a few motions (Wang & Adelson 1994).
 
 Block matching gives every pixel its own velocity, and the velocities of one object's pixels
 differ by fractions of a pixel (noise, flat patches that tie). Extrapolated over 16 steps those
@@ -45,7 +45,9 @@ def fit_motion(basis: Tensor, velocity: Tensor, weight: Tensor, affine: bool) ->
         mean = (velocity * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp_min(RIDGE)
         return F.pad(mean[:, None], (0, 0, 2, 0))  # zero rows for x and y
     weighted = basis * weight[..., None]  # (N, P, 3)
-    gram = weighted.transpose(1, 2) @ basis + RIDGE * torch.eye(3, dtype=basis.dtype)
+    gram = weighted.transpose(1, 2) @ basis + RIDGE * torch.eye(
+        3, dtype=basis.dtype, device=basis.device
+    )
     return torch.linalg.solve(gram, weighted.transpose(1, 2) @ velocity)
 
 
@@ -63,7 +65,9 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
     every = affine_basis(h, w, velocity.float())  # solved in float32 whatever the precision
     everywhere = velocity.float().flatten(2).transpose(1, 2)  # (N, P, 2)
     stride = math.ceil(math.sqrt(h * w / FIT_PIXELS))
-    keep = (torch.arange(0, h, stride)[:, None] * w + torch.arange(0, w, stride)).flatten()
+    rows, columns = (torch.arange(0, size, stride, device=velocity.device) for size in (h, w))
+    keep = (rows[:, None] * w + columns).flatten()
+    clips = torch.arange(n, device=velocity.device)
     basis, field = every[keep], everywhere[:, keep]
     weight = confidence.float().flatten(1)[:, keep] + UNSURE
     models = [fit_motion(basis, field, weight, affine=True)]
@@ -71,7 +75,7 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
         residual = torch.stack([(basis @ m - field).norm(dim=-1) for m in models]).amin(0)
         worst = (residual * weight).argmax(1)
         seed = torch.zeros_like(models[0])
-        seed[:, 2] = field[torch.arange(n), worst]
+        seed[:, 2] = field[clips, worst]
         models.append(seed)
     stacked = torch.stack(models, 1)  # (N, K, 3, 2)
     for _ in range(iterations):
@@ -82,7 +86,7 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
             refit = fit_motion(basis, field, member[..., k], affine=k == 0)
             refits.append(torch.where(alive, refit, stacked[:, k]))
         stacked = torch.stack(refits, 1)
-    chosen = stacked[torch.arange(n)[:, None], assign(every, everywhere, stacked)]  # (N, P, 3, 2)
+    chosen = stacked[clips[:, None], assign(every, everywhere, stacked)]  # (N, P, 3, 2)
     out = (every[None, :, None] @ chosen)[:, :, 0]  # (N, P, 2)
     return out.transpose(1, 2).reshape(n, 2, h, w).to(velocity.dtype)
 

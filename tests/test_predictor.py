@@ -356,6 +356,15 @@ def test_splatted_pixels_keep_a_moving_thing_whole():
         tiny(motion_layers=3, **options)
 
 
+def test_warp_rollouts_make_nothing_on_another_device():
+    """The GPU path without a GPU: PyTorch's ``meta`` device (shapes only) refuses any tensor
+    made on the CPU along the way (block matching, motion layers, splatting, warps)."""
+    options = dict(output="warp", warp_from="context", momentum=True, train_rollout=True)
+    model = tiny(observed_motion=True, splat=True, motion_layers=3, **options).to("meta")
+    pred = model(torch.rand(2, 3, 3, 16, 16, device="meta"), horizon=4)
+    assert pred.shape == (2, 4, 3, 16, 16) and pred.device.type == "meta"
+
+
 def test_flows_compose_and_context_warping_resamples_once():
     from vidgen.models.motion import compose_flows, warp
 

@@ -45,6 +45,12 @@ VARIANTS = {  # name -> overrides of the packaged config
         f"{M}.motion_layers=8",
         f"{M}.composite=true",
     ],
+    "packaged+12frames": ["--data.init_args.frames=12"],
+    "packaged+splat+layers+12frames": [
+        f"{M}.splat=true",
+        f"{M}.motion_layers=8",
+        "--data.init_args.frames=12",
+    ],
     "packaged+splat+layers+ssim": [
         f"{M}.splat=true",
         f"{M}.motion_layers=8",

@@ -71,12 +71,13 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
     basis, field = every[keep], everywhere[:, keep]
     weight = confidence.float().flatten(1)[:, keep] + UNSURE
     models = [fit_motion(basis, field, weight, affine=True)]
+    residual = (basis @ models[0] - field).norm(dim=-1)  # how badly the best layer so far fits
     for _ in range(layers - 1):  # seed: the confident pixel worst explained so far
-        residual = torch.stack([(basis @ m - field).norm(dim=-1) for m in models]).amin(0)
         worst = (residual * weight).argmax(1)
         seed = torch.zeros_like(models[0])
         seed[:, 2] = field[clips, worst]
         models.append(seed)
+        residual = torch.minimum(residual, (basis @ seed - field).norm(dim=-1))
     stacked = torch.stack(models, 1)  # (N, K, 3, 2)
     for _ in range(iterations):
         member = F.one_hot(assign(basis, field, stacked), layers).to(weight) * weight[..., None]

@@ -34,6 +34,7 @@ NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, fo
 STILL = 1e-2  # carry(): the splatting weight of a still cell, relative to 1 cell a step
 MAX_DEVIATION = 8.0  # splat_over(): speeds beyond this from the median weigh as this (no overflow)
 EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subpixel offset
+OWN_COLOUR = 0.5  # push_pull(): a pixel keeps its own colour from this much weight landed on it
 
 
 def grid(h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,25 +92,54 @@ def splat(values: Tensor, flow: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]
     return total[:, :c], total[:, c:]
 
 
+def push_pull(sums: Tensor, mass: Tensor) -> tuple[Tensor, Tensor]:
+    """Colours everywhere from a splatted image with holes (Gortler et al. 1996): ``sums``
+    ``(N, C, H, W)`` and ``mass`` ``(N, 1, H, W)`` as :func:`splat` returns them. A pixel keeps
+    its own weighted mean in proportion to its weight (fully from :data:`OWN_COLOUR`) and takes
+    the rest from the same image at half the resolution, filled the same way and upsampled
+    bilinearly: a hole gets the colours around it, from ever further away the larger it is.
+    Returns the colours and, per image ``(N, 1, 1, 1)``, whether anything landed at all (if not,
+    the colours are 0)."""
+    levels = [(sums, mass)]
+    while max(levels[-1][1].shape[-2:]) > 1:
+        s, m = levels[-1]
+        half = ((s.shape[-2] + 1) // 2, (s.shape[-1] + 1) // 2)
+        levels.append((F.adaptive_avg_pool2d(s, half), F.adaptive_avg_pool2d(m, half)))
+    tiny = torch.finfo(mass.dtype).tiny
+    top_sums, top_mass = levels.pop()
+    colour = top_sums / top_mass.clamp_min(tiny)
+    for s, m in reversed(levels):
+        coarse = F.interpolate(colour, size=s.shape[-2:], mode="bilinear", align_corners=False)
+        own = (m / OWN_COLOUR).clamp(max=1.0)
+        colour = own * s / m.clamp_min(tiny) + (1 - own) * coarse
+    return colour, top_mass > 0
+
+
 def splat_over(
     frames: Tensor, offset: Tensor, velocity: Tensor, fill: Tensor, sharpness: float
 ) -> Tensor:
     """``frames`` ``(..., C, H, W)``, each pixel moved by its ``offset`` ``(..., 2, H, W)`` and
-    splatted (:func:`splat`), over ``fill`` (same shape as ``frames``), which shows where
-    nothing lands (in proportion to how little does). Where several pixels land, each weighs
-    ``exp(sharpness * d)``, ``d`` the distance of its ``velocity`` from the median velocity of its
-    frame (pixels a step, at most :data:`MAX_DEVIATION`): what moves against the camera is in
-    front. A zero offset gives ``frames`` exactly."""
+    splatted (:func:`splat`). Where several pixels land, each weighs ``exp(sharpness * d)``,
+    ``d`` the distance of its ``velocity`` from the median velocity of its frame (pixels a step,
+    at most :data:`MAX_DEVIATION`): what moves against the camera is in front. Where nothing
+    lands (what a moving thing uncovers, what enters at the borders) the frame shows, in
+    proportion to how little lands, the colours around the hole (:func:`push_pull`), each
+    weighing ``exp(-sharpness * d)``: the hole is filled with what is behind, not with the thing
+    that left it. ``fill`` (same shape as ``frames``) shows only where nothing lands at all.
+    A zero offset gives ``frames`` exactly."""
     lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
     frames, offset, velocity = (
         x.reshape(-1, x.shape[-3], h, w) for x in (frames, offset, velocity)
     )
     median = velocity.detach().flatten(2).median(-1).values[..., None, None]
     deviation = (velocity.detach() - median).norm(dim=1, keepdim=True)
-    sums, mass = splat(frames, offset, torch.exp(sharpness * deviation.clamp(max=MAX_DEVIATION)))
+    front = sharpness * deviation.clamp(max=MAX_DEVIATION)  # log weight of being in front
+    sums, mass = splat(frames, offset, torch.exp(front))
+    behind, found = push_pull(*splat(frames, offset, torch.exp(-front)))
     _, coverage = splat(frames[:, :1], offset, torch.ones_like(mass))
     landed = coverage.clamp(max=1.0)
-    out = landed * sums / mass.clamp_min(1e-6) + (1 - landed) * fill.reshape_as(frames)
+    holes = torch.where(found, behind, fill.reshape_as(frames))
+    out = landed * sums / mass.clamp_min(1e-6) + (1 - landed) * holes
     return out.view(*lead, c, h, w)
 
 

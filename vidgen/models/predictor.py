@@ -82,12 +82,13 @@ class FramePredictor(VideoModule):
         splat: with ``momentum`` and ``warp_from="context"``, every pixel of the last true
             frame also moves on its own: it keeps its velocity (plus the head's change where it
             is) and is splatted forward (:func:`~vidgen.models.motion.splat`) to where its
-            velocity has taken it, over the backward-warped frame, which shows only where
-            nothing lands (disocclusions, borders). Backward warping asks each output pixel
-            where it came from, so the front of a moving thing takes the velocity of the
-            background ahead of it and the thing erodes over a rollout; splatted, it stays
-            whole. Where several pixels land, what moves against the clip's median motion is in
-            front (:data:`SPLAT_SHARPNESS`).
+            velocity has taken it; where nothing lands (what a moving thing uncovers, what
+            enters at the borders) the frame shows the colours around the hole, of what is
+            behind (:func:`~vidgen.models.motion.splat_over`). Backward warping asks each
+            output pixel where it came from, so the front of a moving thing takes the velocity
+            of the background ahead of it and the thing erodes over a rollout; splatted, it
+            stays whole. Where several pixels land, what moves against the clip's median motion
+            is in front (:data:`SPLAT_SHARPNESS`).
         motion_layers: with ``observed_motion``, replace the velocity seen by its fit of this
             many motion layers (:func:`~vidgen.models.motion_layers.motion_layers`; 0: off):
             the pixels of one thing share one motion and stay together over a long rollout.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -152,8 +153,18 @@ def test_cli_logs_the_resolved_config(demo_run):
     run_dir = folder / "runs" / "demo"
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
     (record,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
-    data = record.read_bytes()
+    data = written(record, b"vidgen.callbacks.PredictionWriter")
     assert b'"eval_frames":20' in data and b"vidgen.callbacks.PredictionWriter" in data
+
+
+def written(path: Path, marker: bytes, seconds: float = 60.0) -> bytes:
+    """``path``'s bytes once ``marker`` is in them, or after ``seconds``: the file may hold only
+    its header for a while after ``wandb.finish()`` returns (seen twice, while other jobs logging
+    to W&B shared the machine's 2 cores)."""
+    deadline = time.monotonic() + seconds
+    while marker not in (data := path.read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return data
 
 
 def test_cli_test_prints_table_and_writes_plot(demo_run, capsys):

@@ -42,7 +42,7 @@ class VideoModule(L.LightningModule):
     (paper 2.2.1) and come back as ``(B, S, ...)``. With ``feature_cache`` (GiB, > 0) the
     backbone features of true training frames are computed once per frame (:class:`FeatureCache`;
     the data must give ``frame_ids``). ``channels_last``: the backbone's weights and input in
-    NHWC memory layout (1.18-1.54x faster training steps measured on a CPU).
+    NHWC memory layout (1.0-1.5x faster training steps measured on a CPU).
     """
 
     def __init__(

@@ -132,7 +132,7 @@ class VideoVAE(VideoModule):
             computed once per frame (:mod:`vidgen.models.feature_cache`; 0 = off). Needs data
             with ``frame_ids`` (every embedded and file source has them).
         channels_last: run the backbone in NHWC memory layout (default: on; same features
-            to 1e-5; 1.18-1.54x faster training steps on a CPU, ``benchmarks/throughput.py``).
+            to 1e-5; 1.0-1.5x faster training steps on a CPU, ``benchmarks/throughput.py``).
     """
 
     def __init__(

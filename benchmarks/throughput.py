@@ -77,7 +77,7 @@ def overrides(row: dict) -> list[str]:
     # every row but one runs the backbone in NCHW: each setting is measured against plain fp32
     args.append(f"--model.init_args.channels_last={row['setting'] == 'channels_last'}")
     if row["setting"] == "cache":
-        args.append("--model.init_args.feature_cache=4")
+        args.append("--model.init_args.feature_cache_gib=4")
     if row["setting"] == "bf16":
         args.append("--trainer.precision=bf16-mixed")
     return args

@@ -1,5 +1,5 @@
-"""Tiny things for tests: a 16 px FramePredictor and VideoVAE, packaged configs run through the
-tiny overlay."""
+"""Tiny things for tests: 16 px models, packaged configs run through the tiny overlay, and small
+clips with known motion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from vidgen import FramePredictor, VideoVAE
+from vidgen import FramePredictor, MotionPredictor, VideoVAE
 from vidgen.cli import TINY, VidgenCLI, config_path, main
 from vidgen.models import LSTMCore, UpsampleDeconvHead
 
@@ -18,6 +18,21 @@ def tiny_predictor(hidden_size: int = 16, context_frames: int = 2, **kw: Any) ->
     """Seeded, so two calls build the same weights."""
     torch.manual_seed(0)
     return FramePredictor(
+        image_size=16,
+        backbone_layer="pool2",
+        core=partial(LSTMCore, hidden_size=hidden_size),
+        head=partial(UpsampleDeconvHead, channels=4, base_size=4, kernel_size=5),
+        context_frames=context_frames,
+        **kw,
+    )
+
+
+def tiny_motion_predictor(
+    hidden_size: int = 32, context_frames: int = 3, **kw: Any
+) -> MotionPredictor:
+    """A 16 px MotionPredictor; seeded like :func:`tiny_predictor`."""
+    torch.manual_seed(0)
+    return MotionPredictor(
         image_size=16,
         backbone_layer="pool2",
         core=partial(LSTMCore, hidden_size=hidden_size),
@@ -50,3 +65,18 @@ def tiny_args(config: str | os.PathLike, *overrides: str) -> list[str]:
 def tiny_run(subcommand: str, config: str | os.PathLike, *overrides: str) -> VidgenCLI:
     """``vidgen <subcommand>`` on a packaged config through the tiny overlay."""
     return main([subcommand, *tiny_args(config, *overrides)])
+
+
+def translating(steps: int, speed: tuple[int, int], size: int = 16) -> torch.Tensor:
+    """``(1, steps, 3, size, size)``: a smooth random texture moving ``speed`` px a frame."""
+    torch.manual_seed(0)
+    big = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 3 * size, 3 * size), 3, 1, 1)
+    frames = [
+        big[
+            ...,
+            size - t * speed[1] : 2 * size - t * speed[1],
+            size - t * speed[0] : 2 * size - t * speed[0],
+        ]
+        for t in range(steps)
+    ]
+    return torch.stack(frames, 1)

@@ -7,11 +7,20 @@ from vidgen.data import (
     VideoDataModule,
     VideoFolderDataModule,
 )
-from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
+from vidgen.models import (
+    FramePredictor,
+    FrozenVGG16,
+    MotionPredictor,
+    MotionVAE,
+    MultiScaleHead,
+    VideoVAE,
+)
 
 __all__ = [
     "FramePredictor",
     "FrozenVGG16",
+    "MotionPredictor",
+    "MotionVAE",
     "MultiScaleHead",
     "ShapesDataModule",
     "TexturedDataModule",
@@ -20,4 +29,4 @@ __all__ = [
     "VideoFolderDataModule",
     "VideoVAE",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

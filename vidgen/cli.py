@@ -41,7 +41,13 @@ from vidgen.callbacks import (
     SampleVideos,
     WandbRun,
 )
-from vidgen.checkpoint import check_class, check_fits, is_file_path, read_checkpoint
+from vidgen.checkpoint import (
+    check_class,
+    check_current,
+    check_fits,
+    is_file_path,
+    read_checkpoint,
+)
 from vidgen.data.datamodule import VideoDataModule
 from vidgen.errors import SETUP_ERRORS, FirstBatch, VidgenUserError, as_user_error, describe
 from vidgen.models.base import VideoModule
@@ -112,6 +118,7 @@ class VidgenCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if is_file_path(ckpt_path):
             self.checkpoint = read_checkpoint(ckpt_path)
+            check_current(self.checkpoint, f"--ckpt_path {ckpt_path}")
             model = self.config[subcommand].get("model")
             if isinstance(model, Namespace) and model.get("class_path"):
                 check_class(self.checkpoint, model.class_path, ckpt_path)

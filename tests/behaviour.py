@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from vidgen.cli import CONFIG_DIR, TINY, build
+from vidgen.models.base import VideoModule
 
 RECORD = Path(__file__).parent / "data" / "behaviour.json"
 SIZE = 32  # frame side of every digest run
@@ -55,6 +56,13 @@ def packaged_configs() -> list[str]:
     return sorted(path.name for path in CONFIG_DIR.glob("*.yaml"))
 
 
+def small_model(config: str) -> VideoModule:
+    """``config``'s model, built through the CLI with the tiny overlay at :data:`SIZE` px."""
+    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
+    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, [])]
+    return build(config, *args).model
+
+
 def digest(video: Tensor) -> list:
     """``(B, T, C, H, W)`` -> ``(B, T, PROJECTIONS)`` as nested lists: each frame's
     projections on fixed random directions."""
@@ -78,9 +86,7 @@ def outputs(model, video: Tensor) -> dict[str, list]:
 def behaviour(config: str) -> dict[str, dict[str, list]]:
     """``config``'s model outputs at initialisation and after :data:`STEPS` optimiser steps."""
     torch.manual_seed(0)
-    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
-    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, [])]
-    model = build(config, *args).model
+    model = small_model(config)
     video = torch.rand(2, 8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
     record = {"init": outputs(model, video)}
     optimizer = model.configure_optimizers()

@@ -8,10 +8,9 @@ import sys
 
 import pytest
 import torch
-
-import vidgen
 from tiny import tiny_args
 
+import vidgen
 from vidgen.checkpoint import check_fits
 from vidgen.cli import entry_point
 from vidgen.errors import VidgenUserError
@@ -99,7 +98,7 @@ def test_bad_input_is_one_clear_line(files, capsys, case):
 def test_loading_a_vidgen_0_1_checkpoint_in_python_names_the_new_class(files):
     from vidgen import FramePredictor
 
-    with pytest.raises(VidgenUserError, match="is a vidgen.MotionPredictor now"):
+    with pytest.raises(VidgenUserError, match=r"is a vidgen\.MotionPredictor now"):
         FramePredictor.load_from_checkpoint("old.ckpt")
 
 
@@ -136,7 +135,9 @@ def test_checkpoint_with_other_weights_is_refused():
 def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         entry_point(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"vidgen {vidgen.__version__}"
+    assert (
+        done.value.code == 0 and capsys.readouterr().out.strip() == f"vidgen {vidgen.__version__}"
+    )
 
 
 def test_bad_input_in_a_real_process_prints_no_traceback(files):

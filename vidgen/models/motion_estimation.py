@@ -206,8 +206,9 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
         models.append(seed)
         residual = torch.minimum(residual, (basis @ seed - field).norm(dim=-1))
     stacked = torch.stack(models, 1)  # (N, K, 3, 2)
+    ids = torch.arange(layers, device=velocity.device)  # one-hot by comparison: no host sync
     for _ in range(iterations):
-        member = F.one_hot(assign(basis, field, stacked), layers).to(weight) * weight[..., None]
+        member = (assign(basis, field, stacked)[..., None] == ids).to(weight) * weight[..., None]
         refits = []
         for k in range(layers):
             alive = (member[..., k].sum(1) > UNSURE)[:, None, None]

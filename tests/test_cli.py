@@ -134,7 +134,7 @@ def test_defaults_are_printed_resolved(capsys):
     assert logger["init_args"]["save_dir"] == "runs/demo" == cfg["trainer"]["default_root_dir"]
     assert logger["init_args"]["name"] == "demo" and logger["init_args"]["offline"] is True
     for key, (callback, _) in ALWAYS_ON.items():
-        assert cfg[key]["class_path"] == f"vidgen.callbacks.{callback.__name__}"
+        assert cfg[key]["class_path"] == f"{callback.__module__}.{callback.__qualname__}"
     assert cfg["checkpoint"]["init_args"]["save_last"] is True
     assert cfg["sample_videos"]["init_args"]["every_n_epochs"] == 2  # demo.yaml's own value
     assert cfg["sample_videos"]["init_args"]["num_videos"] == 4  # the class default

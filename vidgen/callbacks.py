@@ -33,6 +33,7 @@ from vidgen.evaluation import (
     plot_horizons,
 )
 from vidgen.evaluation import results_to_json as to_json
+from vidgen.wandb_run import wandb_logger
 
 VideoFormat = Literal["gif", "mp4"]
 
@@ -50,16 +51,6 @@ def side_by_side(*videos: Tensor) -> np.ndarray:
     for f in frames[1:]:
         joined += [gap, f]
     return torch.cat(joined, dim=-1).permute(0, 2, 3, 1).numpy()
-
-
-def wandb_logger(trainer: L.Trainer) -> Any:
-    """The trainer's ``WandbLogger``, or ``None`` (wandb is never imported for other loggers)."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            return logger
-    return None
 
 
 def trained_steps(trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
@@ -439,22 +430,6 @@ class StepTimer(L.Callback):
         times = self.periods if periods else self.times
         times = times[self.warmup :] or times
         return statistics.median(times) if times else float("nan")
-
-
-WANDB_RUN_KEY = "wandb_run"
-"""Where a checkpoint keeps its W&B run: ``{"id": ..., "project": ...}``."""
-
-
-class WandbRun(L.Callback):
-    """Writes the trainer's W&B run id and project into every checkpoint, so that ``test``,
-    ``predict`` and a resumed ``fit`` with it log into the same run (:mod:`vidgen.wandb_run`)."""
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        logger = wandb_logger(trainer)
-        if logger is not None and logger.version:
-            checkpoint[WANDB_RUN_KEY] = {"id": logger.version, "project": logger.name}
 
 
 class FiniteLoss(L.Callback):

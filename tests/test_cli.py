@@ -13,9 +13,9 @@ import yaml
 from tiny import tiny_args, tiny_run
 
 from vidgen import ShapesDataModule, VideoDataModule, VideoVAE
-from vidgen.callbacks import EvaluationReport, PredictionWriter, SampleVideos
 from vidgen.cli import ALWAYS_ON, build, main
 from vidgen.cli import CONFIG_DIR as CONFIGS
+from vidgen.outputs import EvaluationReport, PredictionWriter, SampleVideos
 
 ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
 

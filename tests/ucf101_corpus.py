@@ -74,7 +74,7 @@ class Folder:
 def encode_video(path: Path, length: int, width: int, height: int, fps: float) -> None:
     """A number-coded video in ``path``'s container (avi: mpeg4; mp4/mkv/mov: libx264 with
     B-frames where available)."""
-    from vidgen.data.video import write_video
+    from vidgen.outputs import write_video
 
     frames = np.stack([number_frame(i, width, height) for i in range(length)])
     options = {"g": "12"} if path.suffix == ".avi" else {"g": "12", "bf": "2"}

@@ -78,7 +78,7 @@ def encode_avi(
     b_frames: int = 0,
 ) -> None:
     """Write an mpeg4 .avi of ``length`` frames (number-coded or texture)."""
-    from vidgen.data.video import write_video
+    from vidgen.outputs import write_video
 
     if content == "numbers":
         frames = np.stack([number_frame(i, width, height) for i in range(length)])

@@ -1,4 +1,4 @@
-"""Video files: probing (frame count, fps, size), decoding (decord) and encoding (PyAV, Pillow).
+"""Video files: probing (frame count, fps, size) and decoding (decord).
 
 Decoding sits behind one small interface, :class:`FrameReader` (``read(path, indices, size)``
 -> uint8 ``(S, H, W, 3)``); :class:`DecordReader` is one implementation, the PyAV and TorchCodec
@@ -32,7 +32,6 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
@@ -346,104 +345,3 @@ class DecordReader:
 def read_frames(path: str | os.PathLike, indices, size: int | None = None) -> np.ndarray:
     """Frames ``indices`` of one video as uint8 ``(S, size, size, 3)`` (one-off reader)."""
     return DecordReader(max_open=0).read(str(path), np.asarray(indices), size)
-
-
-# ----------------------------------------------------------------------------------- encoding
-
-
-def to_uint8_frames(frames) -> np.ndarray:
-    """``(S, C, H, W)`` or ``(S, H, W, C)`` frames (uint8, or float in [0, 1], numpy or torch)
-    as uint8 ``(S, H, W, 3)``."""
-    if hasattr(frames, "detach"):
-        frames = frames.detach().cpu().numpy()
-    frames = np.asarray(frames)
-    if frames.ndim == 3:  # (S, H, W) grey
-        frames = frames[..., None]
-    if frames.ndim != 4:
-        raise ValueError(f"frames must be (S, C, H, W) or (S, H, W, C), got {frames.shape}")
-    if frames.shape[1] in (1, 3) and frames.shape[-1] not in (1, 3):
-        frames = frames.transpose(0, 2, 3, 1)
-    if frames.shape[-1] not in (1, 3):
-        raise ValueError(f"frames need 1 or 3 channels, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        if np.issubdtype(frames.dtype, np.floating):
-            frames = np.clip(frames, 0.0, 1.0) * 255.0 + 0.5
-        frames = np.clip(frames, 0, 255).astype(np.uint8)
-    if frames.shape[-1] == 1:
-        frames = np.repeat(frames, 3, axis=-1)
-    return np.ascontiguousarray(frames)
-
-
-def write_video(
-    path: str | os.PathLike,
-    frames,
-    fps: float = 25.0,
-    codec: str | None = None,
-    bit_rate: int | None = None,
-    options: dict[str, str] | None = None,
-) -> Path:
-    """Write frames to ``path``: ``.mp4`` (libx264, else mpeg4), ``.avi`` (mpeg4) or ``.gif``.
-
-    Args:
-        frames: uint8 (or float in [0, 1]) ``(S, C, H, W)`` or ``(S, H, W, C)``, numpy or torch.
-        fps: frames per second.
-        codec: override the encoder (PyAV name).
-        bit_rate: bits per second (default about 0.3 bit per pixel, at least 200 kbit/s).
-        options: encoder options passed to FFmpeg, e.g. ``{"bf": "2", "g": "12"}``.
-    Returns the path. Odd sizes are padded to even for yuv420p.
-    """
-    path = Path(path)
-    data = to_uint8_frames(frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".gif":
-        from PIL import Image
-
-        images = [Image.fromarray(f) for f in data]
-        images[0].save(
-            path,
-            save_all=True,
-            append_images=images[1:],
-            duration=max(1, round(1000 / fps)),
-            loop=0,
-        )
-        return path
-    if suffix not in (".mp4", ".avi", ".mkv", ".mov"):
-        raise ValueError(f"write_video writes .mp4, .avi, .mkv, .mov or .gif, not {path.name}")
-    import av
-
-    if codec is None:
-        codec = "mpeg4" if suffix == ".avi" else _first_encoder("libx264", "mpeg4")
-    pad_h, pad_w = data.shape[1] % 2, data.shape[2] % 2
-    if pad_h or pad_w:
-        data = np.pad(data, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    height, width = data.shape[1:3]
-    rate = round(fps) if float(fps).is_integer() else _fraction(fps)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.bit_rate = bit_rate or max(200_000, int(0.3 * width * height * fps))
-        for frame in data:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def _first_encoder(*names: str) -> str:
-    import av
-
-    for name in names:
-        try:
-            av.codec.Codec(name, "w")
-            return name
-        except Exception:
-            continue
-    raise RuntimeError(f"none of the encoders {names} is available in PyAV")
-
-
-def _fraction(fps: float):
-    from fractions import Fraction
-
-    return Fraction(fps).limit_denominator(1001)

@@ -1,5 +1,6 @@
 """Callbacks that keep a run safe and in one place: checkpoints in the run folder, the resolved
-config saved and logged, training stopped at a non-finite loss, a checkpoint on Ctrl-C.
+config saved and logged, training stopped at a non-finite loss, a checkpoint on Ctrl-C, and the
+mark of the first batch (before it, setup errors are user errors: :mod:`vidgen.errors`).
 
 What a run writes for people to look at (videos, predictions, metric reports) is in
 :mod:`vidgen.outputs`; the W&B run bookkeeping is in :mod:`vidgen.wandb_run`.
@@ -141,3 +142,16 @@ class InterruptCheckpoint(L.Callback):
         path = Path(folder) / "last.ckpt"
         trainer.save_checkpoint(path)
         rank_zero_info(f"interrupted: {path} saved; resume with --ckpt_path last")
+
+
+class FirstBatch(L.Callback):
+    """Records whether a batch has started: before it, setup errors are user errors."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def _start(self, *args: Any) -> None:
+        self.started = True
+
+    on_train_batch_start = on_validation_batch_start = _start
+    on_test_batch_start = on_predict_batch_start = _start

@@ -33,13 +33,14 @@ from omegaconf import OmegaConf
 from vidgen import __version__
 from vidgen.callbacks import (
     FiniteLoss,
+    FirstBatch,
     InterruptCheckpoint,
     LoggerSaveConfigCallback,
     RunCheckpoint,
 )
 from vidgen.checkpoint import check_class, check_fits, is_file_path, read_checkpoint
 from vidgen.data.datamodule import VideoDataModule
-from vidgen.errors import SETUP_ERRORS, FirstBatch, VidgenUserError, as_user_error, describe
+from vidgen.errors import SETUP_ERRORS, VidgenUserError, as_user_error, describe
 from vidgen.models.base import VideoModule
 from vidgen.outputs import EvaluationReport, PredictionWriter, SampleVideos
 from vidgen.wandb_run import WANDB_LOGGER, WandbRun, join_run

@@ -31,20 +31,3 @@ def test_last_checkpoint_holds_the_last_epoch_when_the_metric_stops_improving(tm
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert best["epoch"] == 0  # the monitored checkpoint stayed at the first epoch
     assert last["epoch"] == 2 and last["global_step"] == trainer.global_step == 6
-
-
-def test_step_timer_times_steps_and_periods(monkeypatch):
-    from vidgen.callbacks import StepTimer
-
-    clock = iter([0.0, 1.0, 3.0, 4.0, 10.0, 12.0])  # start, end, start, end, (epoch) start, end
-    monkeypatch.setattr("vidgen.callbacks.time.perf_counter", lambda: next(clock))
-    timer = StepTimer(warmup=0)
-    timer.on_train_epoch_start()
-    for _ in range(2):
-        timer.on_train_batch_start()
-        timer.on_train_batch_end()
-    timer.on_train_epoch_start()  # the gap across an epoch end is no batch wait
-    timer.on_train_batch_start()
-    timer.on_train_batch_end()
-    assert timer.times == [1.0, 1.0, 2.0] and timer.periods == [3.0]
-    assert timer.median() == 1.0 and timer.median(periods=True) == 3.0

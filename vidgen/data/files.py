@@ -20,10 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidgen.data.clips import HeadClips, Video, VideoClips, report_bad
 from vidgen.data.datamodule import VideoDataModule
-from vidgen.data.decoders import Decoder, choose_decoder, make_reader
+from vidgen.data.decoders import Decoder, Resize, VideoInfo, choose_decoder, make_reader
 from vidgen.data.index import VideoIndex, default_cache_dir, dir_key
 from vidgen.data.sampling import ClipSampler
-from vidgen.data.video import Resize, VideoInfo
 
 
 @dataclass

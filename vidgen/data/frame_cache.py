@@ -34,10 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidgen.data.decoders import make_reader
+from vidgen.data.decoders import FrameReader, VideoError, VideoInfo, make_reader
 from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
-from vidgen.data.video import FrameReader, VideoError, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +207,7 @@ class FrameCache:
 
 
 class CachedReader:
-    """:class:`~vidgen.data.video.FrameReader` over a frame cache.
+    """:class:`~vidgen.data.decoders.FrameReader` over a frame cache.
 
     ``files`` maps source paths to cache files made at ``image_size``; a video it lacks (or a
     read at another size) goes to ``fallback()`` (the default decoder unless given).
@@ -232,7 +231,7 @@ class CachedReader:
         size: int | None,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """See :class:`~vidgen.data.video.FrameReader`."""
+        """See :class:`~vidgen.data.decoders.FrameReader`."""
         target = self.files.get(path) if size == self.image_size else None
         if target is None:
             if self._fallback is None:

@@ -296,25 +296,16 @@ class SampleVideos(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if (
-            batch_idx == 0
-            and not trainer.sanity_checking
-            and outputs
-            and ((trainer.current_epoch + 1) % self.every_n_epochs == 0)
-        ):
+        """Batch 0 of every test, and of validation every ``every_n_epochs`` epochs (no sanity
+        check): write its videos."""
+        if batch_idx or not outputs:
+            return
+        if trainer.testing:
+            self.write(trainer, "test", outputs)
+        elif not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.write(trainer, "val", outputs)
 
-    def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if batch_idx == 0 and outputs:
-            self.write(trainer, "test", outputs)
+    on_test_batch_end = on_validation_batch_end
 
 
 class PredictionWriter(BasePredictionWriter):

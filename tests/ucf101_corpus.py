@@ -1,4 +1,4 @@
-"""Test helpers over generated videos: UCF101-layout corpora (:mod:`vidgen.data.synthetic`,
+"""Test helpers over generated videos: UCF101-layout corpora (:mod:`vidgen.data.fake_ucf101`,
 shared with the benchmarks), data modules sized for tests, and a folder of own videos."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidgen.data.synthetic import (  # noqa: F401  (re-exported for the tests)
+from vidgen.data.fake_ucf101 import (  # noqa: F401  (re-exported for the tests)
     CLASSES,
     FILE_TOKEN,
     GRID,

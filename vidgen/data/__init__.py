@@ -6,7 +6,7 @@ The decoders (decord, TorchCodec, PyAV) are imported lazily, when a video is fir
 
 from vidgen.data.datamodule import ShapesDataModule, TexturedDataModule, VideoDataModule
 from vidgen.data.fake_ucf101 import Corpus, make_corpus, read_number
-from vidgen.data.files import VideoFileDataModule
+from vidgen.data.file_source import VideoFileDataModule
 from vidgen.data.folder import VideoFolderDataModule
 from vidgen.data.sampling import ClipSampler, clip_indices
 from vidgen.data.shapes import ShapesVideos

@@ -2,7 +2,7 @@
 
 decord spends about 5 ms on an 8-frame clip of a 320x240 UCF101-style AVI (open, seek to the
 keyframe, decode forward, resize), whatever the clip's size; that caps a DataLoader worker near
-200 clips/s. With ``frame_cache=True`` (any :class:`~vidgen.data.files.VideoFileDataModule`)
+200 clips/s. With ``frame_cache=True`` (any :class:`~vidgen.data.VideoFileDataModule`)
 every video is decoded once, by the clip reader itself (same decoder, resize and crop), into a
 uint8 ``(frames, S, S, 3)`` ``.npy`` file; a clip is then a copy of its frames out of a memory
 map (pixel-identical to what the reader returns). The price is disk: ``3 * S * S`` bytes a

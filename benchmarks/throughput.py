@@ -44,7 +44,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from common import RESULTS, environment, sync, write_results
+from common import RESULTS, StepTimer, environment, sync, write_results
 
 EMBEDDED = ("demo", "demo_paper", "demo_textured", "vae_demo", "vae_demo_paper")
 FULL = ("predictor_paper", "predictor", "vae_paper", "vae")
@@ -143,8 +143,6 @@ class LastEpoch(L.Callback):
 def fit_steps(cli, row: dict) -> dict:
     """Median seconds from one step's end to the next's in ``Trainer.fit`` on the real data,
     in the last epoch."""
-    from vidgen.callbacks import StepTimer
-
     per_epoch = row["warmup"] + row["steps"]
     timer = StepTimer(warmup=(row["epochs"] - 1) * (per_epoch - 1) + row["warmup"])
     last = LastEpoch(row["epochs"])

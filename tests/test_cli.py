@@ -13,9 +13,9 @@ import yaml
 from tiny import tiny_args, tiny_run
 
 from vidgen import MotionVAE, ShapesDataModule, VideoDataModule
-from vidgen.callbacks import EvaluationReport, PredictionWriter, SampleVideos
 from vidgen.cli import ALWAYS_ON, build, main
 from vidgen.cli import CONFIG_DIR as CONFIGS
+from vidgen.outputs import EvaluationReport, PredictionWriter, SampleVideos
 
 ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
 
@@ -135,7 +135,7 @@ def test_defaults_are_printed_resolved(capsys):
     assert logger["init_args"]["save_dir"] == "runs/demo" == cfg["trainer"]["default_root_dir"]
     assert logger["init_args"]["name"] == "demo" and logger["init_args"]["offline"] is True
     for key, (callback, _) in ALWAYS_ON.items():
-        assert cfg[key]["class_path"] == f"vidgen.callbacks.{callback.__name__}"
+        assert cfg[key]["class_path"] == f"{callback.__module__}.{callback.__qualname__}"
     assert cfg["checkpoint"]["init_args"]["save_last"] is True
     assert cfg["sample_videos"]["init_args"]["every_n_epochs"] == 2  # demo.yaml's own value
     assert cfg["sample_videos"]["init_args"]["num_videos"] == 4  # the class default

@@ -32,14 +32,11 @@ from omegaconf import OmegaConf
 
 from vidgen import __version__
 from vidgen.callbacks import (
-    EvaluationReport,
     FiniteLoss,
+    FirstBatch,
     InterruptCheckpoint,
     LoggerSaveConfigCallback,
-    PredictionWriter,
     RunCheckpoint,
-    SampleVideos,
-    WandbRun,
 )
 from vidgen.checkpoint import (
     check_class,
@@ -49,9 +46,10 @@ from vidgen.checkpoint import (
     read_checkpoint,
 )
 from vidgen.data.datamodule import VideoDataModule
-from vidgen.errors import SETUP_ERRORS, FirstBatch, VidgenUserError, as_user_error, describe
+from vidgen.errors import SETUP_ERRORS, VidgenUserError, as_user_error, describe
 from vidgen.models.base import VideoModule
-from vidgen.wandb_run import join_run
+from vidgen.outputs import EvaluationReport, PredictionWriter, SampleVideos
+from vidgen.wandb_run import WANDB_LOGGER, WandbRun, join_run
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """The packaged YAML configs (paper-faithful, improved and demo)."""
@@ -71,7 +69,7 @@ ALWAYS_ON: dict[str, tuple[type[L.Callback], dict[str, Any]]] = {
 """Callbacks of every run: config key -> (class, default arguments)."""
 
 LOGGER = {
-    "class_path": "lightning.pytorch.loggers.WandbLogger",
+    "class_path": WANDB_LOGGER,
     "init_args": {
         # interpolations relative to trainer.logger.init_args, resolved over the merged config
         "save_dir": "${...default_root_dir}",

@@ -1,15 +1,19 @@
-"""Small generated corpora in the exact UCF101 layout, with real encoded .avi videos (PyAV).
+"""A fake UCF101: a small corpus in the exact UCF101 layout, with real encoded .avi videos.
 
-``make_corpus(root)`` writes ``root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and
+For trying the file pipeline (index, decoders, frame cache, ``UCF101DataModule``, ``vidgen fit
+--data.root``) without the 6.5 GB download, and for testing it: the tests and the data
+benchmarks run on such corpora. ``make_corpus(root)`` writes
+``root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and
 ``root/ucfTrainTestlist/{classInd,trainlist0F,testlist0F}.txt`` (CRLF, 1-based labels, blank
 lines), including the quirks of the real data: the ``HandstandPushups`` folder holds
 ``v_HandStandPushups_...`` files and the lists spell them so. With ``quirks=True`` it adds a
 zero-byte file, a truncated file, a header-only file, a garbage file, a listed-but-missing file,
-a 3-frame video and an AVI with B-frames (decord cannot seek in it).
+a 3-frame video and an AVI with B-frames (decord cannot seek in it), which the data modules
+report and leave out.
 
 With ``content="numbers"`` the pixels encode the frame number (:func:`number_frame`,
-:func:`read_number`), so tests can check that a decoded clip holds the frames the sampler chose.
-``content="texture"`` is a panning random texture (realistic for codec and benchmark speed).
+:func:`read_number`), so a decoded clip shows which frames it holds. ``content="texture"`` is a
+panning random texture (realistic for codec and decoding speed).
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def encode_avi(
     b_frames: int = 0,
 ) -> None:
     """Write an mpeg4 .avi of ``length`` frames (number-coded or texture)."""
-    from vidgen.data.video import write_video
+    from vidgen.outputs import write_video
 
     if content == "numbers":
         frames = np.stack([number_frame(i, width, height) for i in range(length)])
@@ -104,10 +108,12 @@ class Corpus:
     test_groups: dict[int, set[int]] = field(default_factory=dict)  # fold -> test groups
 
     def path(self, rel: str) -> Path:
+        """The file of a video named by its path relative to ``video_dir``."""
         return self.video_dir / rel
 
 
 def rel_path(cls: str, group: int, clip: int) -> str:
+    """``<Class>/v_<Token>_gXX_cYY.avi``, as UCF101 names a clip (and its lists spell it)."""
     token = FILE_TOKEN.get(cls, cls)
     return f"{cls}/v_{token}_g{group:02d}_c{clip:02d}.avi"
 

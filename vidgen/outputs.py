@@ -384,10 +384,7 @@ class PredictionWriter(BasePredictionWriter):
         }
         context = videos.get("context")
         seen = 0 if context is None else context.shape[1]
-        available = batch.get("available") if isinstance(batch, dict) else None
-        truth: list[int | None] = [None] * max((len(v) for v in videos.values()), default=0)
-        for i, frames in enumerate([] if available is None else available.tolist()):
-            truth[i] = int(frames) - seen  # predicted frames that have a true frame
+        truth = self.truth_steps(batch, seen, max((len(v) for v in videos.values()), default=0))
         names = self.names(prediction, len(truth), batch_idx, batch)
         skipped = {i for i, steps in enumerate(truth) if steps is not None and steps < 0}
         for i in sorted(skipped):
@@ -402,35 +399,54 @@ class PredictionWriter(BasePredictionWriter):
                     clip = clip[: truth[i]] if key == "target" else clip
                     if len(clip):
                         self.write(folder / f"{names[i]}_{key}", side_by_side(clip), self.formats)
-        for key in self.VIDEO_KEYS:  # several videos per item, e.g. VideoVAE samples
+        self.write_samples(folder, prediction, batch_idx, batch)
+        if "target" in videos and "pred" in videos:
+            for i in range(len(videos["target"])):
+                if i not in skipped:
+                    steps = truth[i] if truth[i] is not None else videos["target"].shape[1]
+                    self.write_comparison(folder, names[i], videos, i, steps, batch)
+
+    @staticmethod
+    def truth_steps(batch: Any, seen: int, items: int) -> list[int | None]:
+        """Per item, how many predicted frames have a true frame (``None``: all of them), from
+        the batch's ``available`` frame counts and the ``seen`` context frames."""
+        available = batch.get("available") if isinstance(batch, dict) else None
+        truth: list[int | None] = [None] * items
+        for i, frames in enumerate([] if available is None else available.tolist()):
+            truth[i] = int(frames) - seen
+        return truth
+
+    def write_samples(self, folder: Path, prediction: dict, batch_idx: int, batch: Any) -> None:
+        """Videos of several clips per item (``(B, N, T, C, H, W)``, e.g. a VAE's samples), as
+        ``<name>_<key><n>``."""
+        for key in self.VIDEO_KEYS:
             video = prediction.get(key)
             if torch.is_tensor(video) and video.is_floating_point() and video.ndim == 6:
                 many = self.names(prediction, len(video), batch_idx, batch)
                 for name, clips in zip(many, video, strict=True):
                     for j, clip in enumerate(clips):
                         self.write(folder / f"{name}_{key}{j}", side_by_side(clip), self.formats)
-        if "target" in videos and "pred" in videos:
-            for i in range(len(videos["target"])):
-                steps = truth[i] if truth[i] is not None else videos["target"].shape[1]
-                if i in skipped:
-                    continue
-                target, pred = videos["target"][i, :steps], videos["pred"][i, :steps]
-                if steps and context is not None:
-                    joined = side_by_side(
-                        torch.cat([context[i], target]), torch.cat([context[i], pred])
-                    )
-                    self.write(folder / f"{names[i]}_compare", joined, (*self.formats, "gif"))
-                elif steps:
-                    self.write(folder / f"{names[i]}_compare", side_by_side(target, pred), ("gif",))
-                last = None if context is None else context[i, -1:]
-                metrics = frame_metrics_json(pred, target, last)
-                metrics["source"] = (
-                    batch["path"][i] if isinstance(batch, dict) and "path" in batch else None
-                )
-                metrics["context_frames"] = seen
-                metrics["predicted_frames"] = videos["pred"].shape[1]
-                path = folder / f"{names[i]}_metrics.json"
-                path.write_text(json.dumps(metrics, indent=2))
+
+    def write_comparison(
+        self, folder: Path, name: str, videos: dict[str, Tensor], i: int, steps: int, batch: Any
+    ) -> None:
+        """Item ``i``'s truth | prediction side by side over its first ``steps`` predicted
+        frames (after its context, if any) and its per-frame metrics as JSON."""
+        context = videos.get("context")
+        target, pred = videos["target"][i, :steps], videos["pred"][i, :steps]
+        if steps and context is not None:
+            joined = side_by_side(torch.cat([context[i], target]), torch.cat([context[i], pred]))
+            self.write(folder / f"{name}_compare", joined, (*self.formats, "gif"))
+        elif steps:
+            self.write(folder / f"{name}_compare", side_by_side(target, pred), ("gif",))
+        last = None if context is None else context[i, -1:]
+        metrics = frame_metrics_json(pred, target, last)
+        metrics["source"] = (
+            batch["path"][i] if isinstance(batch, dict) and "path" in batch else None
+        )
+        metrics["context_frames"] = 0 if context is None else context.shape[1]
+        metrics["predicted_frames"] = videos["pred"].shape[1]
+        (folder / f"{name}_metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
 def frame_metrics_json(pred: Tensor, target: Tensor, last: Tensor | None) -> dict[str, Any]:

@@ -163,27 +163,8 @@ def make_corpus(
                 w, h = (320, 240) if len(jobs) < big else size
                 corpus.lengths[rel] = length
                 jobs.append((str(video_dir / rel), length, w, h, fps, content, seed + len(jobs), 0))
-    listed_extra: list[str] = []
     if quirks:
-        # extra clips (c90+) in the training groups of every fold (groups 7.. are never test)
-        g = groups
-        extra = {
-            "zero_byte": rel_path(classes[0], g, 91),
-            "truncated": rel_path(classes[1], g, 92),
-            "header_only": rel_path(classes[2], g, 93),
-            "garbage": rel_path(classes[3], g, 94),
-            "missing": rel_path(classes[4], g, 95),
-            "short": rel_path(classes[0], g, 96),
-            "b_frames": rel_path(classes[1], g, 97),
-        }
-        corpus.quirks = extra
-        jobs.append((str(video_dir / extra["truncated"]), 60, *size, fps, content, 1, 0))
-        jobs.append((str(video_dir / extra["header_only"]), 30, *size, fps, content, 2, 0))
-        jobs.append((str(video_dir / extra["short"]), 3, *size, fps, content, 3, 0))
-        jobs.append((str(video_dir / extra["b_frames"]), 40, *size, fps, content, 4, 2))
-        corpus.lengths[extra["short"]] = 3
-        corpus.lengths[extra["b_frames"]] = 40
-        listed_extra = [v for k, v in extra.items()]
+        jobs += quirk_jobs(corpus, groups, size, fps, content)
     if workers > 1:
         import multiprocessing as mp
 
@@ -193,14 +174,46 @@ def make_corpus(
         for job in jobs:
             _write_job(job)
     if quirks:
-        (video_dir / extra["zero_byte"]).write_bytes(b"")
-        data = (video_dir / extra["truncated"]).read_bytes()
-        (video_dir / extra["truncated"]).write_bytes(data[: len(data) // 2])
-        data = (video_dir / extra["header_only"]).read_bytes()
-        (video_dir / extra["header_only"]).write_bytes(data[:600])
-        (video_dir / extra["garbage"]).write_bytes(np.random.default_rng(5).bytes(20_000))
-    write_lists(corpus, groups, listed_extra)
+        damage_quirks(corpus)
+    write_lists(corpus, groups, list(corpus.quirks.values()))
     return corpus
+
+
+def quirk_jobs(
+    corpus: Corpus, groups: int, size: tuple[int, int], fps: int, content: str
+) -> list[tuple]:
+    """Name the problem clips (c90+, in the last group: never a test group) in
+    ``corpus.quirks`` and return the encoding jobs of those that start as real videos."""
+    classes, g = corpus.classes, groups
+    extra = {
+        "zero_byte": rel_path(classes[0], g, 91),
+        "truncated": rel_path(classes[1], g, 92),
+        "header_only": rel_path(classes[2], g, 93),
+        "garbage": rel_path(classes[3], g, 94),
+        "missing": rel_path(classes[4], g, 95),
+        "short": rel_path(classes[0], g, 96),
+        "b_frames": rel_path(classes[1], g, 97),
+    }
+    corpus.quirks = extra
+    corpus.lengths[extra["short"]] = 3
+    corpus.lengths[extra["b_frames"]] = 40
+    where = {name: str(corpus.video_dir / rel) for name, rel in extra.items()}
+    return [
+        (where["truncated"], 60, *size, fps, content, 1, 0),
+        (where["header_only"], 30, *size, fps, content, 2, 0),
+        (where["short"], 3, *size, fps, content, 3, 0),
+        (where["b_frames"], 40, *size, fps, content, 4, 2),
+    ]
+
+
+def damage_quirks(corpus: Corpus) -> None:
+    """Make the problem clips what their names say (empty, cut short, garbage)."""
+    path = {name: corpus.video_dir / rel for name, rel in corpus.quirks.items()}
+    path["zero_byte"].write_bytes(b"")
+    data = path["truncated"].read_bytes()
+    path["truncated"].write_bytes(data[: len(data) // 2])
+    path["header_only"].write_bytes(path["header_only"].read_bytes()[:600])
+    path["garbage"].write_bytes(np.random.default_rng(5).bytes(20_000))
 
 
 def write_lists(corpus: Corpus, groups: int, extra: list[str]) -> None:

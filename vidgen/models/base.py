@@ -47,14 +47,16 @@ class VideoModule(L.LightningModule):
     device (:meth:`on_after_batch_transfer`). Frames pass the backbone as ``(B*S, C, H, W)``
     (paper 2.2.1) and come back as ``(B, S, ...)``.
 
-    The options every model shares:
+    The options every model shares (each model passes them on as ``**kwargs``; the defaults are
+    the paper's):
 
     Args:
         image_size: frame side in pixels (linked to ``data.image_size`` by the CLI).
         backbone_layer: VGG16 cut, e.g. ``"pool5"`` (paper) or ``"pool3"``.
         backbone_weights: ``None`` (random), ``"imagenet"`` (torch cache) or a file path.
         loss: reconstruction loss (default: MSE, the paper's).
-        optimizer: builds the optimiser from the trainable parameters.
+        optimizer: builds the optimiser from the trainable parameters (default: the model's
+            :attr:`default_optimizer`: Adam, lr 0.01 for the paper's models, 1e-3 for vidgen's).
         lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
         feature_cache_gib: memory for the backbone features of true training frames, computed
             once per frame (:class:`FeatureCache`; 0 = off). Needs data with ``frame_ids``
@@ -63,14 +65,17 @@ class VideoModule(L.LightningModule):
             on most CPUs and GPUs: ``benchmarks/throughput.py`` measures it).
     """
 
+    default_optimizer: Callable[[Any], torch.optim.Optimizer] = staticmethod(paper_adam)
+    """The optimiser of ``optimizer=None``."""
+
     def __init__(
         self,
-        image_size: int,
-        backbone_layer: str,
-        backbone_weights: str | None,
-        loss: VideoLoss | None,
-        optimizer: OptimizerCallable,
-        lr_scheduler: LRSchedulerCallable | None,
+        image_size: int = 224,
+        backbone_layer: str = "pool5",
+        backbone_weights: str | None = None,
+        loss: VideoLoss | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         feature_cache_gib: float = 0.0,
         channels_last: bool = True,
     ) -> None:
@@ -84,7 +89,7 @@ class VideoModule(L.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
         self.feature_shape = self.backbone.feature_shape(image_size)
         self.loss = loss if loss is not None else VideoLoss()
-        self.optimizer = optimizer
+        self.optimizer = optimizer or self.default_optimizer
         self.lr_scheduler = lr_scheduler
         self.feature_cache = (
             FeatureCache(int(feature_cache_gib * 2**30)) if feature_cache_gib else None

@@ -25,15 +25,13 @@ only where that lowers the loss. It trains as it is evaluated: on its own rollou
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, adam
 from vidgen.models.heads import UpsampleDeconvHead
-from vidgen.models.losses import VideoLoss
 from vidgen.models.motion_estimation import motion_layers, observed_velocity, texture
 from vidgen.models.motion_transport import compose_flows, splat_over, warp
 from vidgen.models.recurrent import ConvLSTMCore
@@ -60,7 +58,8 @@ class Motion(NamedTuple):
 
 class MotionPredictor(RolloutModule):
     """Next-frame prediction by moving the last true frame's pixels along observed motion,
-    momentum and a learned change. The shared options are :class:`VideoModule`'s.
+    momentum and a learned change. The shared options (``**kwargs``) are
+    :class:`~vidgen.models.base.VideoModule`'s.
 
     Args:
         core: builds the recurrent core from the per-frame feature shape (a
@@ -75,33 +74,19 @@ class MotionPredictor(RolloutModule):
             (:func:`~vidgen.models.motion_estimation.motion_layers`; 0: the raw velocity).
     """
 
+    default_optimizer = staticmethod(adam)
+
     def __init__(
         self,
-        image_size: int = 224,
-        backbone_layer: str = "pool3",
-        backbone_weights: str | None = None,
         core: CoreFactory = ConvLSTMCore,
         head: HeadFactory = UpsampleDeconvHead,
         context_frames: int = 4,
         max_flow: float = 4.0,
         splat: bool = False,
         motion_layers: int = 0,
-        loss: VideoLoss | None = None,
-        optimizer: OptimizerCallable = adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        feature_cache_gib: float = 0.0,
-        channels_last: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            backbone_layer,
-            backbone_weights,
-            loss,
-            optimizer,
-            lr_scheduler,
-            feature_cache_gib,
-            channels_last,
-        )
+        super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["loss"])
         if context_frames < 1 or max_flow <= 0 or motion_layers < 0:
             raise ValueError(
@@ -110,7 +95,7 @@ class MotionPredictor(RolloutModule):
             )
         self.core = core(self.feature_shape)
         self.motion_gate = nn.Parameter(torch.zeros(()))
-        self.head = head(self.core.out_shape, image_size, out_channels=2).zero_output_()
+        self.head = head(self.core.out_shape, self.image_size, out_channels=2).zero_output_()
         self.context_frames = context_frames
         self.max_flow = max_flow
         self.splat = splat

@@ -27,15 +27,14 @@ the last one's pixels, so z only has to carry what the context does not show: th
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from vidgen.models.base import CoreFactory, HeadFactory, adam
 from vidgen.models.heads import MultiScaleHead
-from vidgen.models.losses import VideoLoss
 from vidgen.models.motion_estimation import block_match, pool_flow
 from vidgen.models.motion_transport import carry, compose_flows, warp
 from vidgen.models.priors import affinity_scale_tril, correlated_kl, sample_correlated
@@ -45,7 +44,7 @@ from vidgen.models.vae_base import LOGVAR_RANGE, VAEModule
 
 class MotionVAE(VAEModule):
     """Conditional clip VAE whose latent map is the motion of the context frame's pixels. The
-    shared options are :class:`VideoModule`'s and :class:`VAEModule`'s.
+    shared options (``**kwargs``) are :class:`VideoModule`'s and :class:`VAEModule`'s.
 
     Args:
         encoder: builds the encoder core from ``(C' + 2, h, w)`` (features and velocity); it
@@ -62,46 +61,22 @@ class MotionVAE(VAEModule):
             the sampling noise from the first steps.
     """
 
+    default_optimizer = staticmethod(adam)
+
     def __init__(
         self,
-        image_size: int = 224,
-        backbone_layer: str = "pool3",
-        backbone_weights: str | None = None,
         encoder: CoreFactory = ConvLSTMCore,
         decoder: CoreFactory = ConvLSTMCore,
         head: HeadFactory = MultiScaleHead,
-        z_dim: int = 16,
-        frames: int = 8,
         condition_frames: int = 1,
         change_unit: float = 0.5,
         max_flow: float = 8.0,
         logvar_init: float = -6.0,
-        beta: float = 1e-6,
-        kl_warmup_steps: int = 100,
-        predict_samples: int = 1,
-        loss: VideoLoss | None = None,
-        optimizer: OptimizerCallable = adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        feature_cache_gib: float = 0.0,
-        channels_last: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            backbone_layer,
-            backbone_weights,
-            z_dim,
-            frames,
-            beta,
-            kl_warmup_steps,
-            predict_samples,
-            loss,
-            optimizer,
-            lr_scheduler,
-            feature_cache_gib,
-            channels_last,
-        )
+        super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["loss"])
-        self.check_options(z_dim, frames, condition_frames, change_unit, max_flow)
+        self.check_options(self.z_dim, self.frames, condition_frames, change_unit, max_flow)
         c, h, w = self.feature_shape
         self.encoder = encoder((c + 2, h, w))
         if self.encoder.out_shape[1:] != (h, w):
@@ -109,13 +84,13 @@ class MotionVAE(VAEModule):
                 f"the encoder must keep the {h}x{w} feature map (e.g. vidgen.models.ConvLSTMCore);"
                 f" its output is {self.encoder.out_shape}"
             )
-        self.to_latent = nn.Conv2d(self.encoder.out_shape[0], 2 * z_dim, 1)
-        nn.init.constant_(self.to_latent.bias[z_dim:], logvar_init)
-        nn.init.zeros_(self.to_latent.weight[:z_dim])  # mu starts exactly as the motion seen
-        nn.init.zeros_(self.to_latent.bias[:z_dim])
-        self.decoder = decoder((z_dim + c, h, w))
-        self.head = head(self.decoder.out_shape, image_size, out_channels=2).zero_output_()
-        self.z_shape = (z_dim, h, w)
+        self.to_latent = nn.Conv2d(self.encoder.out_shape[0], 2 * self.z_dim, 1)
+        nn.init.constant_(self.to_latent.bias[self.z_dim :], logvar_init)
+        nn.init.zeros_(self.to_latent.weight[: self.z_dim])  # mu starts exactly as the motion seen
+        nn.init.zeros_(self.to_latent.bias[: self.z_dim])
+        self.decoder = decoder((self.z_dim + c, h, w))
+        self.head = head(self.decoder.out_shape, self.image_size, out_channels=2).zero_output_()
+        self.z_shape = (self.z_dim, h, w)
         self.condition_frames = condition_frames
         self.change_unit = change_unit
         self.max_flow = max_flow

@@ -8,13 +8,13 @@ frame is predicted from the true frames before it. Evaluation rolls out from
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from vidgen.models.base import CoreFactory, HeadFactory, paper_adam
+from vidgen.models.base import CoreFactory, HeadFactory
 from vidgen.models.heads import UpsampleDeconvHead
-from vidgen.models.losses import VideoLoss
 from vidgen.models.recurrent import LSTMCore
 from vidgen.models.rollout import RolloutModule
 
@@ -25,7 +25,8 @@ class FramePredictor(RolloutModule):
     Defaults are the paper's (pool5, LSTM, upsample + deconvolution head, MSE, Adam lr 0.01);
     the fixes the paper names are options: a :class:`~vidgen.models.ConvLSTMCore` core, a
     :class:`~vidgen.models.MultiScaleHead` head, a perceptual term in the
-    :class:`~vidgen.models.VideoLoss`. The shared options are :class:`VideoModule`'s.
+    :class:`~vidgen.models.VideoLoss`. The shared options (``**kwargs``) are
+    :class:`~vidgen.models.base.VideoModule`'s.
 
     Args:
         core: builds the core from the per-frame feature shape, e.g. ``LSTMCore`` or
@@ -37,33 +38,17 @@ class FramePredictor(RolloutModule):
 
     def __init__(
         self,
-        image_size: int = 224,
-        backbone_layer: str = "pool5",
-        backbone_weights: str | None = None,
         core: CoreFactory = LSTMCore,
         head: HeadFactory = UpsampleDeconvHead,
         context_frames: int = 4,
-        loss: VideoLoss | None = None,
-        optimizer: OptimizerCallable = paper_adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        feature_cache_gib: float = 0.0,
-        channels_last: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            backbone_layer,
-            backbone_weights,
-            loss,
-            optimizer,
-            lr_scheduler,
-            feature_cache_gib,
-            channels_last,
-        )
+        super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["loss"])
         if context_frames < 1:
             raise ValueError(f"context_frames must be >= 1, got {context_frames}")
         self.core = core(self.feature_shape)
-        self.head = head(self.core.out_shape, image_size)
+        self.head = head(self.core.out_shape, self.image_size)
         self.context_frames = context_frames
 
     def forward(self, context: Tensor, horizon: int, ids: Tensor | None = None) -> Tensor:

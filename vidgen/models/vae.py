@@ -24,13 +24,12 @@ useful ``beta`` values are small (1e-4 .. 1e-2).
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from vidgen.models.base import CoreFactory, HeadFactory, paper_adam
+from vidgen.models.base import CoreFactory, HeadFactory
 from vidgen.models.heads import UpsampleDeconvHead
-from vidgen.models.losses import VideoLoss
 from vidgen.models.recurrent import LSTMCore
 from vidgen.models.vae_base import LOGVAR_RANGE, VAEModule
 
@@ -41,56 +40,30 @@ class VideoVAE(VAEModule):
     Defaults are the paper's (pool5, LSTMs, upsample + deconvolution head, MSE only, Adam lr
     0.01); the fixes it names are options: a :class:`~vidgen.models.MultiScaleHead` head, a
     perceptual term in the :class:`~vidgen.models.VideoLoss`, a KL weight with warm-up. The
-    shared options are :class:`VideoModule`'s and :class:`VAEModule`'s.
+    shared options (``**kwargs``) are :class:`VideoModule`'s and :class:`VAEModule`'s.
 
     Args:
         encoder: builds the encoder core from the per-frame feature shape; its last step's
             output gives mu and log-variance.
-        decoder: builds the decoder core from ``(z_dim, 1, 1)``; it gets z at every step.
+        decoder: builds the decoder core from ``(self.z_dim, 1, 1)``; it gets z at every step.
         head: builds the frame head from ``(decoder.out_shape, image_size)``, e.g.
             :class:`UpsampleDeconvHead` (paper) or :class:`MultiScaleHead`.
     """
 
     def __init__(
         self,
-        image_size: int = 224,
-        backbone_layer: str = "pool5",
-        backbone_weights: str | None = None,
         encoder: CoreFactory = LSTMCore,
         decoder: CoreFactory = LSTMCore,
         head: HeadFactory = UpsampleDeconvHead,
-        z_dim: int = 256,
-        frames: int = 8,
-        beta: float = 0.0,
-        kl_warmup_steps: int = 0,
-        predict_samples: int = 1,
-        loss: VideoLoss | None = None,
-        optimizer: OptimizerCallable = paper_adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        feature_cache_gib: float = 0.0,
-        channels_last: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            backbone_layer,
-            backbone_weights,
-            z_dim,
-            frames,
-            beta,
-            kl_warmup_steps,
-            predict_samples,
-            loss,
-            optimizer,
-            lr_scheduler,
-            feature_cache_gib,
-            channels_last,
-        )
+        super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["loss"])
         self.encoder = encoder(self.feature_shape)
-        self.to_latent = nn.Linear(math.prod(self.encoder.out_shape), 2 * z_dim)
-        self.decoder = decoder((z_dim, 1, 1))
-        self.head = head(self.decoder.out_shape, image_size)
-        self.z_shape = (z_dim,)
+        self.to_latent = nn.Linear(math.prod(self.encoder.out_shape), 2 * self.z_dim)
+        self.decoder = decoder((self.z_dim, 1, 1))
+        self.head = head(self.decoder.out_shape, self.image_size)
+        self.z_shape = (self.z_dim,)
 
     def infer(self, features: Tensor, video: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip) from the clip's backbone features

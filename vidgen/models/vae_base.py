@@ -14,18 +14,17 @@ from abc import abstractmethod
 from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from vidgen.models.base import VideoModule
-from vidgen.models.losses import VideoLoss, kl_divergence
+from vidgen.models.losses import kl_divergence
 
 LOGVAR_RANGE = (-30.0, 20.0)
 """Log-variances are clamped to this range: exp() stays finite with a large learning rate."""
 
 
 class VAEModule(VideoModule):
-    """Base of the clip VAEs. Besides :class:`VideoModule`'s shared options:
+    """Base of the clip VAEs. Besides :class:`VideoModule`'s shared options (``**kwargs``):
 
     Args:
         z_dim: latent channels.
@@ -42,30 +41,14 @@ class VAEModule(VideoModule):
 
     def __init__(
         self,
-        image_size: int,
-        backbone_layer: str,
-        backbone_weights: str | None,
-        z_dim: int,
-        frames: int,
-        beta: float,
-        kl_warmup_steps: int,
-        predict_samples: int,
-        loss: VideoLoss | None,
-        optimizer: OptimizerCallable,
-        lr_scheduler: LRSchedulerCallable | None,
-        feature_cache_gib: float,
-        channels_last: bool,
+        z_dim: int = 256,
+        frames: int = 8,
+        beta: float = 0.0,
+        kl_warmup_steps: int = 0,
+        predict_samples: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            image_size,
-            backbone_layer,
-            backbone_weights,
-            loss,
-            optimizer,
-            lr_scheduler,
-            feature_cache_gib,
-            channels_last,
-        )
+        super().__init__(**kwargs)
         for name, value in (("z_dim", z_dim), ("frames", frames), ("samples", predict_samples)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")

@@ -2,11 +2,10 @@
 
 from functools import partial
 
-import lightning as L
 import pytest
 import torch
 import yaml
-from tiny import tiny_predictor
+from tiny import quiet_trainer, tiny_predictor
 
 from vidgen import FramePredictor, ShapesDataModule
 from vidgen.cli import CONFIG_DIR
@@ -80,13 +79,7 @@ def test_trainer_fit_and_test_log_model_and_baselines(tmp_path):
         head=partial(UpsampleDeconvHead, channels=4, kernel_size=9),
         context_frames=2,
     )
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path)
     trainer.fit(model, dm)
     assert model.backbone.training is False
     results = trainer.test(model, dm, verbose=False)[0]

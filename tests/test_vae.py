@@ -6,12 +6,11 @@ from __future__ import annotations
 import math
 from functools import partial
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from tiny import tiny_run
+from tiny import quiet_trainer, tiny_run
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 from ucf101_corpus import fit_on_corpus
@@ -192,13 +191,7 @@ def test_fit_and_test_log_terms_metrics_and_baselines(tmp_path):
         num_train=8, num_val=4, num_test=4, image_size=S, frames=4, batch_size=4, num_workers=0
     )
     model = tiny(beta=1e-3, kl_warmup_steps=2, optimizer=partial(torch.optim.Adam, lr=1e-3))
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path)
     trainer.fit(model, dm)
     logged = trainer.callback_metrics
     for key in ("train/loss", "train/recon", "train/kl", "val/loss", "val/recon", "val/kl"):

@@ -7,6 +7,7 @@ import os
 from functools import partial
 from typing import Any
 
+import lightning as L
 import torch
 
 from vidgen import FramePredictor, MotionPredictor, VideoVAE
@@ -14,10 +15,12 @@ from vidgen.cli import TINY, VidgenCLI, config_path, main
 from vidgen.models import LSTMCore, UpsampleDeconvHead
 
 
-def tiny_predictor(hidden_size: int = 16, context_frames: int = 2, **kw: Any) -> FramePredictor:
-    """Seeded, so two calls build the same weights."""
+def tiny_predictor(
+    hidden_size: int = 16, context_frames: int = 2, model: type = FramePredictor, **kw: Any
+) -> FramePredictor | MotionPredictor:
+    """A 16 px predictor (``model``: the class); seeded, so two calls build the same weights."""
     torch.manual_seed(0)
-    return FramePredictor(
+    return model(
         image_size=16,
         backbone_layer="pool2",
         core=partial(LSTMCore, hidden_size=hidden_size),
@@ -27,19 +30,15 @@ def tiny_predictor(hidden_size: int = 16, context_frames: int = 2, **kw: Any) ->
     )
 
 
-def tiny_motion_predictor(
-    hidden_size: int = 32, context_frames: int = 3, **kw: Any
-) -> MotionPredictor:
-    """A 16 px MotionPredictor; seeded like :func:`tiny_predictor`."""
-    torch.manual_seed(0)
-    return MotionPredictor(
-        image_size=16,
-        backbone_layer="pool2",
-        core=partial(LSTMCore, hidden_size=hidden_size),
-        head=partial(UpsampleDeconvHead, channels=4, base_size=4, kernel_size=5),
-        context_frames=context_frames,
-        **kw,
-    )
+def tiny_motion_predictor(hidden_size: int = 32, context_frames: int = 3, **kw: Any) -> Any:
+    """A 16 px :class:`MotionPredictor`, seeded."""
+    return tiny_predictor(hidden_size, context_frames, MotionPredictor, **kw)
+
+
+def quiet_trainer(root: str | os.PathLike, **kw: Any) -> L.Trainer:
+    """A one-epoch Trainer without logger, checkpoints or progress bar, writing under ``root``."""
+    args = {"max_epochs": 1, "logger": False, "enable_checkpointing": False}
+    return L.Trainer(**{**args, "enable_progress_bar": False, "default_root_dir": root, **kw})
 
 
 def tiny_vae(frames: int = 4, **kw: Any) -> VideoVAE:

@@ -72,15 +72,9 @@ class VideoVAE(VAEModule):
         mu, logvar = self.to_latent(out[:, -1].flatten(1)).chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
-    def decode(
-        self,
-        z: Tensor,
-        frames: int | None = None,
-        context: Tensor | None = None,
-        context_features: Tensor | None = None,
-    ) -> Tensor:
+    def decode(self, z: Tensor, frames: int | None = None, *context: Tensor | None) -> Tensor:
         """Frames from latents: ``z`` ``(B, z_dim)`` -> ``(B, frames, C, H, W)`` in [0, 1]
-        (``context`` is not used: the paper's VAE is unconditional)."""
+        (context arguments are ignored: the paper's VAE is unconditional)."""
         frames = self.check_z(z, frames)
         out, _ = self.decoder(z[:, None, :, None, None].expand(-1, frames, -1, 1, 1))
         return self.render(self.head, out)

@@ -2,10 +2,12 @@
 KL-weighted objective with warm-up, and the Lightning steps.
 
 A subclass says how a clip's backbone features become the posterior (:meth:`infer`), how a
-latent becomes frames (:meth:`decode`), and, if its prior is not N(0, I), how a prior sample is
-drawn (:meth:`correlate`) and the KL term taken (:meth:`kl`). A conditional VAE sets
-``condition_frames``: its clips start with that many true frames, which it copies, and it
-generates the rest.
+latent becomes frames (``decode(z, frames, context, context_features)``: clips
+``(B, frames, C, H, W)`` in [0, 1] from latents ``(B, *z_shape)``; a conditional model's start
+with ``context``, whose backbone features it may be given) and, if its prior is not N(0, I),
+how a prior sample is drawn (:meth:`correlate`) and the KL term taken (:meth:`kl`). A
+conditional VAE sets ``condition_frames``: its clips start with that many true frames, which
+it copies, and it generates the rest.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ class VAEModule(VideoModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("z_dim", z_dim), ("frames", frames), ("samples", predict_samples)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        if min(z_dim, frames, predict_samples) < 1:
+            raise ValueError(
+                f"z_dim, frames and predict_samples must be >= 1, got {z_dim}, {frames}, "
+                f"{predict_samples}"
+            )
         if beta < 0 or kl_warmup_steps < 0:
             raise ValueError(f"beta ({beta}) and kl_warmup_steps ({kl_warmup_steps}) must be >= 0")
         self.z_dim = z_dim
@@ -64,18 +68,6 @@ class VAEModule(VideoModule):
     def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip), each ``(B, *z_shape)``, from the clip's
         backbone features ``(B, S, C', h, w)`` (which may be cached) and the clip itself."""
-
-    @abstractmethod
-    def decode(
-        self,
-        z: Tensor,
-        frames: int | None = None,
-        context: Tensor | None = None,
-        context_features: Tensor | None = None,
-    ) -> Tensor:
-        """Clips ``(B, frames, C, H, W)`` in [0, 1] from latents ``(B, *z_shape)``; a
-        conditional model starts them with ``context`` (``context_features``: its backbone
-        features, if already computed)."""
 
     def correlate(self, eps: Tensor, context: Tensor | None) -> Tensor:
         """A prior sample from standard normal ``eps`` ``(n, *z_shape)`` (N(0, I): itself)."""

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create/refresh the virtual environment
 
-demo: $(STAMP)  ## train FramePredictor on the embedded shapes data, evaluate, write videos (CPU, minutes)
+demo: $(STAMP)  ## train MotionPredictor (demo.yaml) on the embedded shapes data, evaluate, write videos (CPU, minutes)
 	$(BIN)/vidgen fit --config vidgen/configs/demo.yaml
 	$(BIN)/vidgen test --config vidgen/configs/demo.yaml --ckpt_path runs/demo/checkpoints/last.ckpt
 	@echo "demo outputs in runs/demo/: metrics.json, horizons.png, videos/, checkpoints/, config.yaml, wandb/"

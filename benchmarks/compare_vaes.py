@@ -18,7 +18,7 @@ test clips:
 
 Metrics of reconstructions are over frames 2..8 (a conditional model is given frame 1).
 
-    PYTHONPATH=. python benchmarks/compare_vaes.py                # the table in docs/vae.md
+    PYTHONPATH=. python benchmarks/compare_vaes.py                # the table in docs/results.md
     PYTHONPATH=. python benchmarks/compare_vaes.py --steps 5 --classifier-steps 5 --out /tmp/x
 
 Writes ``<out>/vae_compare.{md,json}`` and ``docs/vae_samples.png`` (with the default ``--out``).

@@ -61,8 +61,9 @@ class VideoModule(L.LightningModule):
         feature_cache_gib: memory for the backbone features of true training frames, computed
             once per frame (:class:`FeatureCache`; 0 = off). Needs data with ``frame_ids``
             (every embedded and file source has them).
-        channels_last: run the backbone in NHWC memory layout (same features to 1e-5; faster
-            on most CPUs and GPUs: ``benchmarks/throughput.py`` measures it).
+        channels_last: run the backbone in NHWC memory layout (the same features to 1e-5);
+            whether it is faster depends on the machine and the model
+            (``benchmarks/throughput.py`` measures it per packaged config).
     """
 
     default_optimizer: Callable[[Any], torch.optim.Optimizer] = staticmethod(paper_adam)

@@ -11,7 +11,7 @@ The last step, unbounded values -> [0, 1], is the head's ``activation``:
   deconvolution kernels drive the logits far negative within a few Adam steps (a step moves an
   output pixel by about the learning rate times the kernel's fan-in); the sigmoid then saturates,
   the gradient into the recurrent core vanishes and the model paints the background whatever its
-  input: the paper's collapse (``docs/vae.md``).
+  input: the paper's collapse (``docs/models/video-vae.md``).
 - ``"clamp"``: the values clipped to [0, 1], with a straight-through gradient (as if unclipped):
   frames are exactly what the loss sees, and no output saturates.
 """

@@ -108,7 +108,7 @@ class FeatureCache:
                 self.full = True
                 log.warning(
                     "feature cache full at %d frames (%.2f GiB): later frames are computed "
-                    "every time; raise the model's feature_cache (GiB) to cache more",
+                    "every time; raise the model's feature_cache_gib to cache more",
                     used,
                     used * row_bytes / 2**30,
                 )

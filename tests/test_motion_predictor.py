@@ -147,3 +147,21 @@ def test_channels_last_backbone_gives_the_same_frames():
         nhwc.motion_gate.fill_(1 / GATE_SCALE)
         assert torch.allclose(plain.encode(video), nhwc.encode(video), atol=1e-5)
         assert torch.allclose(plain(video[:, :3], 4), nhwc(video[:, :3], 4), atol=1e-5)
+
+
+def test_validation_decides_whether_the_rollout_is_trusted():
+    model = tiny().eval()
+    video = translating(8, (1, 0))
+    context, target = video[:, :3], video[:, 3:]
+    with torch.no_grad():
+        model.motion_gate.fill_(1 / GATE_SCALE)  # its rollout follows the motion: better
+        model.update_metrics("val", model(context, 5), target, context)
+        model.on_validation_epoch_end()
+        assert model.trusted.item() == 1.0
+        assert torch.equal(model.rollout(context, 5), model(context, 5))
+        model.motion_gate.fill_(-1 / GATE_SCALE)  # against the motion: worse than copy-last
+        model.update_metrics("val", model(context, 5), target, context)
+        model.on_validation_epoch_end()
+        assert model.trusted.item() == 0.0
+        assert torch.equal(model.rollout(context, 5), context[:, -1:].expand(-1, 5, -1, -1, -1))
+        assert not torch.equal(model(context, 5), model.rollout(context, 5))  # validation's view

@@ -12,15 +12,22 @@ into the background within a few steps. This one predicts motion and keeps the p
    moving at the same velocity (constant motion is the prior: camera pans, thrown balls).
 3. **A learned change.** The recurrent core reads the backbone features of each frame (the
    true context, then its own predictions) and the head emits a 2-channel flow change
-   (``tanh * max_flow`` pixels a step) added to the momentum; the head starts at zero.
+   (``tanh * max_flow`` pixels a step) added to the momentum, times a learned change gate that
+   starts at 0. Adam moves every weight by about the learning rate a step: a head whose
+   thousands of weights all start at 0 would swing the flow by pixels within ten steps, and the
+   change accumulates over a rollout; a single gate grows the change a little a step.
 4. **Moving pixels.** Every frame is the last true frame warped along the flow accumulated since
    it (:func:`~vidgen.models.motion_transport.compose_flows`): pixels are resampled once, so no
    blur piles up. With ``splat``, each pixel also carries its own velocity and is splatted
    forward to where it has moved (:func:`~vidgen.models.motion_transport.splat_over`): a moving
    thing stays whole and what it uncovers is filled with what is behind it.
 
-Untrained (gate 0, head 0) it predicts copy-last-frame exactly; training moves it away from that
-only where that lowers the loss. It trains as it is evaluated: on its own rollouts.
+Untrained (both gates 0) it predicts copy-last-frame exactly; training moves it away from that
+only where that lowers the loss. It trains as it is evaluated: on its own rollouts. Training
+can still overfit a few clips: each validation compares the rollout with copy-last-frame on the
+validation clips, and where it is worse at any horizon step (PSNR or SSIM) the model predicts
+the last frame at test time (:meth:`rollout`, ``val/trusted`` in the logs) until a later
+validation finds it better.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from vidgen.models.rollout import RolloutModule
 MOTION_SPAN = 3  # frames between the two context frames whose match gives the observed velocity
 SPLAT_SHARPNESS = 1.0  # where splatted pixels collide, the weight of one is exp(this x its speed
 # relative to the clip's median motion): what moves against the camera's motion is in front
+HEAD_INIT = 0.01  # standard deviation of the flow head's last weights at initialisation
 GATE_SCALE = 30.0  # the motion gate is this times its parameter: Adam moves a parameter by
 # about the learning rate a step, and the gate has to travel from 0 to ~1 in tens of steps
 
@@ -95,7 +103,12 @@ class MotionPredictor(RolloutModule):
             )
         self.core = core(self.feature_shape)
         self.motion_gate = nn.Parameter(torch.zeros(()))
-        self.head = head(self.core.out_shape, self.image_size, out_channels=2).zero_output_()
+        self.head = head(self.core.out_shape, self.image_size, out_channels=2)
+        for layer in self.head.output_layers():  # small, not zero: the change gate gets gradients
+            nn.init.normal_(layer.weight, std=HEAD_INIT)
+            nn.init.zeros_(layer.bias)
+        self.change_gate = nn.Parameter(torch.zeros(()))
+        self.register_buffer("trusted", torch.ones(()))
         self.context_frames = context_frames
         self.max_flow = max_flow
         self.splat = splat
@@ -111,10 +124,27 @@ class MotionPredictor(RolloutModule):
         for step in range(horizon):
             if step:
                 out, state = self.core(self.encode(frames[-1]), state)
-            change = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
+            flow = torch.tanh(self.render(self.head.logits, out)) * self.max_flow
+            change = self.change_gate * flow
             motion = self.advance(motion, change, seen)
             frames.append(self.move(source, motion))
         return torch.cat(frames, dim=1)
+
+    def rollout(self, context: Tensor, horizon: int) -> Tensor:
+        """What the model predicts (test, ``vidgen predict``): its rollout, or copy-last-frame
+        if the last validation found the rollout worse than that (:attr:`trusted` is 0)."""
+        pred = self(context, horizon)
+        return self.trusted * pred + (1 - self.trusted) * context[:, -1:]
+
+    def on_validation_epoch_end(self) -> None:
+        """Trust the rollout only if, on the validation clips, it is at least as good as
+        copy-last-frame (the untrained model) on PSNR and SSIM at every horizon step."""
+        results = self.summarise("val")
+        if results:
+            psnr = (results["model/psnr"] >= results["copy_last/psnr"]).all()
+            ssim = (results["model/ssim"] >= results["copy_last/ssim"]).all()
+            self.trusted.copy_((psnr & ssim).to(self.trusted))
+            self.log("val/trusted", self.trusted, sync_dist=False)
 
     def observed(self, context: Tensor) -> Tensor:
         """The velocity seen at the last context frame, ``(B, 1, 2, H, W)`` pixels a step, times

@@ -28,6 +28,11 @@ class RolloutModule(VideoModule):
         """``horizon`` frames ``(B, horizon, C, H, W)`` after ``context`` ``(B, T, C, H, W)``;
         ``ids``: the context's frame ids, for the feature cache (:meth:`encode`)."""
 
+    def rollout(self, context: Tensor, horizon: int) -> Tensor:
+        """What the model predicts at test time and in ``vidgen predict`` (its :meth:`forward`
+        unless a subclass falls back on a reference); validation scores :meth:`forward`."""
+        return self(context, horizon)
+
     def check_rollout(self, context: Tensor, horizon: int) -> None:
         """Raise a clear error for a bad context or horizon."""
         self.check_video(context)
@@ -49,9 +54,10 @@ class RolloutModule(VideoModule):
         return terms["loss"]
 
     def evaluate(self, stage: str, batch: dict) -> dict[str, Tensor]:
-        """Roll out from the context, log the loss and update the per-horizon metrics."""
+        """Roll out from the context (validation: :meth:`forward`; test: :meth:`rollout`), log
+        the loss and update the per-horizon metrics."""
         context, target = self.split(batch["video"])
-        pred = self(context, target.shape[1])
+        pred = (self if stage == "val" else self.rollout)(context, target.shape[1])
         self.log_terms(stage, self.loss(pred, target, self.backbone), target.shape[0])
         self.update_metrics(stage, pred, target, context)
         return {"context": context, "target": target, "pred": pred}
@@ -67,6 +73,6 @@ class RolloutModule(VideoModule):
         return {
             "context": context,
             "target": target,
-            "pred": self(context, target.shape[1]),
+            "pred": self.rollout(context, target.shape[1]),
             "index": batch["index"],
         }

@@ -193,3 +193,24 @@ def test_shapes_module_forwards_the_base_arguments(capsys):
     assert data["frames"] == 5 and data["eval_frames"] == 20 and data["num_train"] == 512
     built = build("demo", "--data.init_args.frames=5", "--data.init_args.batch_size=3")
     assert (built.datamodule.frames, built.datamodule.batch_size) == (5, 3)
+
+
+def test_the_command_line_prints_no_warning(in_tmp):
+    """LightningCLI warns when given both ``args`` and a command line: the console script gives
+    it the command line only."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vidgen",
+            "fit",
+            "--config",
+            str(CONFIGS / "demo.yaml"),
+            "--print_config",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "warn" not in out.stderr.lower(), out.stderr
+    assert "MotionPredictor" in out.stdout

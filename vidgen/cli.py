@@ -223,10 +223,13 @@ def entry_point(args: list[str] | None = None) -> None:
     args = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in args or os.environ.get("VIDGEN_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    argv, sys.argv = sys.argv, [sys.argv[0], *args]  # LightningCLI reads the command line
     try:
-        main(args)
+        main()
     except VidgenUserError as err:
         if debug:
             raise
         print(f"vidgen: error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        sys.argv = argv

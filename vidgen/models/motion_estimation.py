@@ -41,14 +41,25 @@ UNSURE = 1e-4  # confidence added everywhere: pixels without texture still count
 FIT_PIXELS = 4096  # the layers are fitted on at most about this many pixels of a frame
 
 
-def block_costs(padded: Tensor, later: Tensor, radius: int, dx: int, dy: int, patch: int) -> Tensor:
-    """Mean absolute difference ``(N, 1, H, W)`` of each ``patch`` x ``patch`` block of
-    ``later`` and the block of the earlier frame displaced by ``(dx, dy)``; ``padded`` is that
-    frame with ``radius`` replicated pixels on every side (``|dx|, |dy| <= radius``)."""
+def row_costs(padded: Tensor, later: Tensor, radius: int, dy: int, patch: int) -> Tensor:
+    """Mean absolute difference ``(N, 2 radius + 1, H, W)`` of each ``patch`` x ``patch`` block
+    of ``later`` and the block of the earlier frame displaced by ``(dx, dy)``, for every ``dx``
+    from ``-radius`` to ``radius`` (channel ``dx + radius``); ``padded`` is that frame with
+    ``radius`` replicated pixels on every side."""
     h, w = later.shape[-2:]
-    shifted = padded[:, :, radius - dy : radius - dy + h, radius - dx : radius - dx + w]
-    cost = (shifted - later).abs().sum(1, keepdim=True)
+    rows = padded[:, :, radius - dy : radius - dy + h]  # (N, C, H, W + 2 radius)
+    shifted = rows.unfold(3, w, 1).flip(3)  # (N, C, H, 2 radius + 1, W): dx ascending
+    cost = (shifted - later[:, :, :, None]).abs().sum(1).transpose(1, 2).contiguous()
     return F.avg_pool2d(cost, patch, 1, patch // 2, count_include_pad=False)
+
+
+def pick(costs: Tensor, index: Tensor, offset: int) -> Tensor:
+    """``costs`` ``(N, K, H, W)`` at channel ``index + offset`` of each pixel (``index``:
+    ``(N, 1, H, W)``), NaN where that channel is out of range."""
+    k = index + offset
+    inside = (k >= 0) & (k < costs.shape[1])
+    picked = costs.gather(1, k.clamp(0, costs.shape[1] - 1))
+    return torch.where(inside, picked, torch.full_like(picked, float("nan")))
 
 
 @torch.no_grad()
@@ -59,9 +70,10 @@ def block_match(
     ``(N, C, H, W)`` best matches ``earlier`` at ``p - flow(p)``, ``|dx|, |dy| <= radius``;
     whole pixels, or refined by parabolas to a fraction of one with ``subpixel``.
 
-    ``warp(earlier, flow)`` (:func:`warp`) rebuilds ``later`` where the
-    match is exact. Borders repeat. With ``subpixel`` the costs next to each pixel's best so
-    far are kept as the search goes (the row of costs before is held): one pass.
+    ``warp(earlier, flow)`` (:func:`warp`) rebuilds ``later`` where the match is exact. Borders
+    repeat. The search goes one row of displacements (one ``dy``, every ``dx``) at a time; among
+    equal costs the first in row-major order wins. With ``subpixel`` the costs next to each
+    pixel's best so far are kept as the search goes (the row of costs before is held): one pass.
     """
     if radius < 0 or patch < 1 or patch % 2 == 0:
         raise ValueError(f"radius must be >= 0 and patch odd, got {radius}, {patch}")
@@ -69,38 +81,32 @@ def block_match(
     padded = F.pad(earlier, (radius,) * 4, mode="replicate")
     best = later.new_full((n, 1, h, w), float("inf"))
     flow = later.new_zeros(n, 2, h, w)
-    if subpixel:  # the costs next to each pixel's best so far (NaN: not seen / out of range)
-        nan = best.new_full((n, 1, h, w), float("nan"))
-        near = nan.expand(len(NEIGHBOURS), -1, -1, -1, -1).clone()
-    row_before: list[Tensor] = []
+    nan = later.new_full((n, 1, h, w), float("nan"))
+    near = nan.expand(len(NEIGHBOURS), -1, -1, -1, -1).clone()  # the costs next to the best
+    dxs = torch.arange(-radius, radius + 1, device=later.device, dtype=later.dtype)
+    lengths = torch.arange(-radius, radius + 1, device=later.device, dtype=torch.float64)
+    before: Tensor | None = None
     for dy in range(-radius, radius + 1):
-        row: list[Tensor] = []
-        for dx in range(-radius, radius + 1):
-            raw = block_costs(padded, later, radius, dx, dy, patch)
-            if subpixel:  # this displacement is right of / below some pixels' best so far
-                near[1] = torch.where(at(flow, dx - 1, dy), raw, near[1])
-                near[3] = torch.where(at(flow, dx, dy - 1), raw, near[3])
-            cost = raw + TIE_BREAK * (dx * dx + dy * dy) ** 0.5
-            better = cost < best
-            best = torch.where(better, cost, best)
-            flow[:, 0:1] = torch.where(better, float(dx), flow[:, 0:1])
-            flow[:, 1:2] = torch.where(better, float(dy), flow[:, 1:2])
-            if subpixel:  # a new best: the costs left of and above it are known, not yet the rest
-                near[0] = torch.where(better, row[-1] if row else nan, near[0])
-                near[2] = torch.where(better, row_before[len(row)] if row_before else nan, near[2])
-                near[1] = torch.where(better, nan, near[1])
-                near[3] = torch.where(better, nan, near[3])
-                row.append(raw)
-        row_before = row
+        raw = row_costs(padded, later, radius, dy, patch)
+        if subpixel and before is not None:  # this row is below some pixels' best so far
+            index = (flow[:, 0:1] + radius).long()
+            near[3] = torch.where(flow[:, 1:2] == dy - 1, pick(raw, index, 0), near[3])
+        tie_break = TIE_BREAK * (lengths * lengths + dy * dy).sqrt()  # in float64, as Python's
+        cost = raw + tie_break.to(raw.dtype).view(1, -1, 1, 1)
+        row_best, index = cost.min(1, keepdim=True)
+        better = row_best < best
+        best = torch.where(better, row_best, best)
+        flow[:, 0:1] = torch.where(better, dxs[index], flow[:, 0:1])
+        flow[:, 1:2] = torch.where(better, float(dy), flow[:, 1:2])
+        if subpixel:  # a new best: its neighbours in this row and the row above are known
+            above = pick(before, index, 0) if before is not None else nan
+            for slot, known in enumerate((pick(raw, index, -1), pick(raw, index, 1), above, nan)):
+                near[slot] = torch.where(better, known, near[slot])
+        before = raw
     if not subpixel:
         return flow
     best = best - TIE_BREAK * flow.norm(dim=1, keepdim=True)
     return flow + parabola_offsets(near, best)
-
-
-def at(flow: Tensor, dx: int, dy: int) -> Tensor:
-    """Where ``flow`` ``(N, 2, H, W)`` is the displacement ``(dx, dy)``: ``(N, 1, H, W)``."""
-    return (flow[:, 0:1] == dx) & (flow[:, 1:2] == dy)
 
 
 def parabola_offsets(near: Tensor, best: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
 from vidgen.data import (
     ShapesDataModule,
+    ShardDataModule,
     TexturedDataModule,
     UCF101DataModule,
     VideoDataModule,
@@ -14,6 +15,7 @@ __all__ = [
     "FrozenVGG16",
     "MultiScaleHead",
     "ShapesDataModule",
+    "ShardDataModule",
     "TexturedDataModule",
     "UCF101DataModule",
     "VideoDataModule",

@@ -212,14 +212,20 @@ def build(config: str | os.PathLike, *overrides: str) -> VidgenCLI:
 
 
 def entry_point(args: list[str] | None = None) -> None:
-    """The ``vidgen`` console script and ``python -m vidgen``: exit status 0 on success, 2 and
+    """The ``vidgen`` console script and ``python -m vidgen`` (``vidgen prepare ...``: LitData
+    shards, :mod:`vidgen.prepare`): exit status 0 on success, 2 and
     ``vidgen: error: <message>`` on stderr for a user error (:mod:`vidgen.errors`); ``--debug``
     anywhere on the line, or ``VIDGEN_DEBUG=1``, shows its traceback."""
     args = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in args or os.environ.get("VIDGEN_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     try:
-        main(args)
+        if args[:1] == ["prepare"]:  # not a Trainer method: its own parser (vidgen/prepare.py)
+            from vidgen.prepare import main as prepare
+
+            prepare(args[1:])
+        else:
+            main(args)
     except VidgenUserError as err:
         if debug:
             raise

@@ -1,5 +1,5 @@
-"""Data: clip sampling, the embedded shapes dataset, video files (UCF101, any folder) and the
-LightningDataModules.
+"""Data: clip sampling, the embedded shapes dataset, video files (UCF101, any folder), LitData
+shards of them and the LightningDataModules.
 
 The decoders (decord, TorchCodec, PyAV) are imported lazily, when a video is first read.
 """
@@ -9,6 +9,7 @@ from vidgen.data.files import VideoFileDataModule
 from vidgen.data.folder import VideoFolderDataModule
 from vidgen.data.sampling import ClipSampler, clip_indices
 from vidgen.data.shapes import ShapesVideos
+from vidgen.data.streaming import ShardDataModule
 from vidgen.data.textured import TexturedVideos
 from vidgen.data.ucf101 import UCF101DataModule
 
@@ -16,6 +17,7 @@ __all__ = [
     "ClipSampler",
     "ShapesDataModule",
     "ShapesVideos",
+    "ShardDataModule",
     "TexturedDataModule",
     "TexturedVideos",
     "UCF101DataModule",

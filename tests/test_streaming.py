@@ -159,3 +159,31 @@ def test_prepare_errors_are_one_line(tmp_path, capsys):
         )
     assert done.value.code == 2
     assert capsys.readouterr().err.startswith("vidgen: error:")
+
+
+@pytest.mark.slow
+def test_a_packaged_config_fits_on_its_shards(in_tmp):
+    """``vidgen prepare`` on predictor.yaml's data section, then ``vidgen fit`` of the same
+    config with only the data class and root changed (as in ``tests/test_ucf101_cli.py``)."""
+    from tiny import tiny_run
+    from ucf101_corpus import make_corpus
+
+    corpus = make_corpus(in_tmp / "UCF101", lengths=(16, 30))
+    size = "--data.init_args.image_size=64"
+    source = [f"--data.init_args.root={corpus.root}", f"--data.init_args.cache_dir={in_tmp}"]
+    output = [f"--output={in_tmp / 'shards'}", "--progress=false"]
+    prepare(["--config", "predictor", *source, size, "--data.init_args.progress=false", *output])
+    cli = tiny_run(
+        "fit",
+        "predictor.yaml",
+        "--data=vidgen.ShardDataModule",
+        f"--data.init_args.root={in_tmp / 'shards'}",
+        "--trainer.fast_dev_run=1",
+        size,
+        "--data.init_args.eval_frames=8",
+        "--model.init_args.backbone_weights=null",
+        "--model.init_args.head.init_args.kernel_size=30",
+    )
+    assert cli.trainer.state.finished
+    data = cli.datamodule
+    assert type(data).__name__ == "ShardDataModule" and data.frame_skip == 1 and data.frames == 8

@@ -182,7 +182,8 @@ class VideoIndex:
                 size, mtime = stamps[Path(path)]
                 key = self.key(Path(path))
                 self.entries[key] = {**info, "size": size, "mtime_ns": mtime}
-                journal.append(key, self.entries[key])  # kept if this process is killed
+                with contextlib.suppress(OSError):  # unwritable: _save warns
+                    journal.append(key, self.entries[key])  # kept if this process is killed
             self._save()
         return {path: self.entries[self.key(path)] for path in paths}
 

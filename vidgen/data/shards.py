@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,16 @@ MANIFEST = "vidgen_shards.json"
 VERSION = 1
 CHUNK_BYTES = "64MB"  # LitData chunk size: a remote reader downloads whole chunks
 MISSING = -1  # the id of a frame that did not decode while the shards were written
+
+
+def litdata() -> ModuleType:
+    """The ``litdata`` module, its PyPI version check off (some releases ask PyPI whenever a
+    dataset is opened or written: a network request vidgen never needs)."""
+    os.environ.setdefault("LITDATA_DISABLE_VERSION_CHECK", "1")
+    import litdata
+    import litdata.streaming.fs_provider
+
+    return litdata
 
 
 def is_remote(location: str) -> bool:
@@ -70,7 +81,7 @@ def read_manifest(location: str) -> dict | None:
             return json.loads((local_path(location) / MANIFEST).read_text())
         except FileNotFoundError:
             return None
-    from litdata.streaming.fs_provider import _get_fs_provider
+    _get_fs_provider = litdata().streaming.fs_provider._get_fs_provider
 
     url = f"{location.rstrip('/')}/{MANIFEST}"
     provider = _get_fs_provider(url)
@@ -91,7 +102,7 @@ def write_manifest(location: str, manifest: dict) -> None:
     if not is_remote(location):
         os.replace(tmp, folder / MANIFEST)
         return
-    from litdata.streaming.fs_provider import _get_fs_provider
+    _get_fs_provider = litdata().streaming.fs_provider._get_fs_provider
 
     url = f"{location.rstrip('/')}/{MANIFEST}"
     try:
@@ -244,8 +255,7 @@ def _write_part(
     workers: int | None,
 ) -> None:
     """Decode the videos of part ``name`` into its LitData dataset (``litdata.optimize``)."""
-    from litdata import optimize
-
+    optimize = litdata().optimize
     entries = manifest["videos"]
     inputs = [
         (

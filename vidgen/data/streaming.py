@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from vidgen.data.clips import Video
 from vidgen.data.files import Listing, VideoFileDataModule
-from vidgen.data.shards import MANIFEST, MISSING, part_location, read_manifest
+from vidgen.data.shards import MANIFEST, MISSING, litdata, part_location, read_manifest
 from vidgen.data.video import VideoError, VideoInfo
 
 
@@ -51,10 +51,8 @@ class ShardReader:
 
     def _part(self, name: str) -> Any:
         if name not in self._parts:
-            from litdata import StreamingDataset
-
             cache = None if self.cache_dir is None else str(Path(self.cache_dir) / name)
-            self._parts[name] = StreamingDataset(
+            self._parts[name] = litdata().StreamingDataset(
                 part_location(self.location, name), cache_dir=cache, batch_decode=0
             )
         return self._parts[name]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from ucf101_corpus import dm_for, make_folder
 
-from vidgen.cli import entry_point
+from vidgen.cli import CONFIG_DIR, entry_point
 from vidgen.data import ShardDataModule, VideoFolderDataModule
 from vidgen.data.shards import MANIFEST, read_manifest, write_manifest
 from vidgen.prepare import main as prepare
@@ -164,7 +164,8 @@ def test_prepare_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_packaged_config_fits_on_its_shards(in_tmp):
     """``vidgen prepare`` on predictor.yaml's data section, then ``vidgen fit`` of the same
-    config with only the data class and root changed (as in ``tests/test_ucf101_cli.py``)."""
+    config through the shards overlay, with only the root changed (the sizes as in
+    ``tests/test_ucf101_cli.py``)."""
     from tiny import tiny_run
     from ucf101_corpus import make_corpus
 
@@ -176,7 +177,8 @@ def test_a_packaged_config_fits_on_its_shards(in_tmp):
     cli = tiny_run(
         "fit",
         "predictor.yaml",
-        "--data=vidgen.ShardDataModule",
+        "--config",
+        str(CONFIG_DIR / "overlays" / "shards.yaml"),
         f"--data.init_args.root={in_tmp / 'shards'}",
         "--trainer.fast_dev_run=1",
         size,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from ucf101_corpus import dm_for, make_folder
 
 from vidgen.cli import CONFIG_DIR, entry_point
-from vidgen.data import ShardDataModule, VideoFolderDataModule
+from vidgen.data import ShardDataModule, VideoFolderDataModule, shards
 from vidgen.data.shards import MANIFEST, read_manifest, write_manifest
 from vidgen.prepare import main as prepare
 
@@ -189,3 +190,18 @@ def test_a_packaged_config_fits_on_its_shards(in_tmp):
     assert cli.trainer.state.finished
     data = cli.datamodule
     assert type(data).__name__ == "ShardDataModule" and data.frame_skip == 1 and data.frames == 8
+
+
+def test_a_failed_write_raises_and_leaves_no_worker_running(tiny_corpus, tmp_path, monkeypatch):
+    """An error in a LitData worker (here: every decode) ends ``write_shards`` with it, its
+    workers stopped (LitData leaves them running, and the interpreter would wait for them)."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken decoder")
+
+    monkeypatch.setattr(shards, "decode_video", broken)  # forked workers inherit it
+    source = dm_for(tiny_corpus.root, image_size=16, cache_dir=tmp_path, progress=False)
+    with pytest.raises(RuntimeError):
+        shards.write_shards(source, str(tmp_path / "out"), 2, 5, progress=False)
+    assert psutil.Process().children(recursive=True) == []
+    assert read_manifest(str(tmp_path / "out"))["done"] == []

@@ -20,6 +20,7 @@ setting makes new parts while the others are kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import psutil
 
 from vidgen.data.decoders import choose_decoder
 from vidgen.data.frame_cache import decode_video
@@ -267,18 +269,27 @@ def _write_part(
         )
         for k in manifest["parts"][name]
     ]
-    optimize(
-        partial(frame_items, reader=source.reader_factory(), size=source.image_size),
-        inputs,
-        output_dir=part_location(output, name),
-        chunk_bytes=CHUNK_BYTES,
-        num_workers=max(1, min(workers or min(8, os.cpu_count() or 1), len(inputs))),
-        keep_data_ordered=True,  # items in input order: item = first + frame number
-        reorder_files=False,
-        mode="overwrite",  # what a killed run left of this part goes
-        start_method="fork" if sys.platform.startswith("linux") else "spawn",
-        verbose=False,
-    )
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    try:
+        optimize(
+            partial(frame_items, reader=source.reader_factory(), size=source.image_size),
+            inputs,
+            output_dir=part_location(output, name),
+            chunk_bytes=CHUNK_BYTES,
+            num_workers=max(1, min(workers or min(8, os.cpu_count() or 1), len(inputs))),
+            keep_data_ordered=True,  # items in input order: item = first + frame number
+            reorder_files=False,
+            mode="overwrite",  # what a killed run left of this part goes
+            start_method="fork" if sys.platform.startswith("linux") else "spawn",
+            verbose=False,
+        )
+    except BaseException:  # LitData leaves its workers (and theirs) running: exit would wait
+        left = [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
+        for child in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(left, timeout=10)
+        raise
 
 
 def shard_bytes(location: str) -> int:

@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint format bench clean
+.PHONY: help venv demo test test-fast lint format bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create/refresh the virtual environment
 
-demo: $(STAMP)  ## train FramePredictor on the embedded shapes data, evaluate, write videos (CPU, minutes)
+demo: $(STAMP)  ## train MotionPredictor (demo.yaml) on the embedded shapes data, evaluate, write videos (CPU, minutes)
 	$(BIN)/vidgen fit --config vidgen/configs/demo.yaml
 	$(BIN)/vidgen test --config vidgen/configs/demo.yaml --ckpt_path runs/demo/checkpoints/last.ckpt
 	@echo "demo outputs in runs/demo/: metrics.json, horizons.png, videos/, checkpoints/, config.yaml, wandb/"
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## the tests not marked slow (minutes)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .

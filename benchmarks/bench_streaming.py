@@ -1,6 +1,6 @@
 """Clips/s from LitData shards vs the frame cache vs decoding every clip, on one generated corpus.
 
-The corpus is in the UCF101 layout (:mod:`vidgen.data.synthetic`: mpeg4 .avi, 320x240, 25 fps,
+The corpus is in the UCF101 layout (:mod:`vidgen.data.fake_ucf101`: mpeg4 .avi, 320x240, 25 fps,
 panning textures). Each source is vidgen's own DataModule over it: ``UCF101DataModule``
 (decord, every clip decoded), the same with ``frame_cache=True``, and ``ShardDataModule`` over
 the shards ``vidgen prepare`` wrote from it (a local folder). All give the same items (the
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=30, help="batches timed decoding clips")
     parser.add_argument("--out", type=Path, default=RESULTS / "streaming_cpu.md")
     args = parser.parse_args(argv)
+    from vidgen.data import make_corpus
     from vidgen.data.shards import shard_bytes, write_shards
-    from vidgen.data.synthetic import make_corpus
 
     meta = provenance(argv)
     shutil.rmtree(args.root, ignore_errors=True)

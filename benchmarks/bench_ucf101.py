@@ -93,7 +93,7 @@ def ensure_torchcodec(sample: Path, install: bool) -> bool:
 
 
 def make(root: Path, videos: int, workers: int):
-    from vidgen.data.synthetic import make_corpus
+    from vidgen.data.fake_ucf101 import make_corpus
 
     per_class_group = max(1, round(videos / (len(CLASSES) * 8)))
     marker = root / f".complete_{videos}"

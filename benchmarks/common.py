@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import lightning as L
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,6 +37,42 @@ def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
     out = fn()
     sync(device)
     return out, time.perf_counter() - start
+
+
+class StepTimer(L.Callback):
+    """Wall time of every training step (forward, backward, optimiser step), in seconds, and
+    of every period from one step's end to the next's (the step plus waiting for its batch).
+
+    ``--trainer.callbacks+=common.StepTimer`` from a benchmark script; after ``fit``,
+    :meth:`median` skips the first ``warmup`` steps (allocations, first-call overheads).
+    """
+
+    def __init__(self, warmup: int = 5) -> None:
+        self.warmup = warmup
+        self.times: list[float] = []
+        self.periods: list[float] = []
+        self._start = 0.0
+        self._end: float | None = None
+
+    def on_train_epoch_start(self, *args: Any) -> None:
+        self._end = None  # validation and epoch ends are not a batch's wait
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        now = time.perf_counter()
+        self.times.append(now - self._start)
+        if self._end is not None:
+            self.periods.append(now - self._end)
+        self._end = now
+
+    def median(self, periods: bool = False) -> float:
+        """Median step time (or with ``periods`` median period) in seconds, ``nan`` before
+        any."""
+        times = self.periods if periods else self.times
+        times = times[self.warmup :] or times
+        return statistics.median(times) if times else float("nan")
 
 
 def environment(device: torch.device, **extra: Any) -> dict[str, Any]:

@@ -24,10 +24,9 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import RESULTS, fit_and_test, write_results
+from common import RESULTS, StepTimer, fit_and_test, write_results
 from filmstrip import filmstrip
 
-from vidgen.callbacks import StepTimer
 from vidgen.cli import CONFIG_DIR
 from vidgen.evaluation import METRICS
 
@@ -48,7 +47,7 @@ def run(config: str, data_class: str, epochs: int | None, root: Path) -> dict:
         ["--config", str(CONFIG_DIR / config), f"--data={data_class}"],
         root,
         *epochs_arg,
-        "--trainer.callbacks+=vidgen.callbacks.StepTimer",
+        f"--trainer.callbacks+={StepTimer.__module__}.StepTimer",
     )
     timer = next(c for c in fit.trainer.callbacks if isinstance(c, StepTimer))
     return {

@@ -18,7 +18,7 @@ test clips:
 
 Metrics of reconstructions are over frames 2..8 (a conditional model is given frame 1).
 
-    PYTHONPATH=. python benchmarks/compare_vaes.py                # the table in docs/vae.md
+    PYTHONPATH=. python benchmarks/compare_vaes.py                # the table in docs/results.md
     PYTHONPATH=. python benchmarks/compare_vaes.py --steps 5 --classifier-steps 5 --out /tmp/x
 
 Writes ``<out>/vae_compare.{md,json}`` and ``docs/vae_samples.png`` (with the default ``--out``).
@@ -35,11 +35,11 @@ import torch
 from shapes_classifier import train_classifier
 from torch import Tensor
 
-from vidgen import VideoVAE
 from vidgen.cli import build
 from vidgen.data.datamodule import VideoDataModule
 from vidgen.evaluation import collapse_score, frame_metrics
 from vidgen.fvd import frechet_distance, video_features
+from vidgen.models.vae_base import VAEModule
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,7 +47,7 @@ MODELS = {"paper": "vae_demo_paper.yaml", "improved": "vae_demo.yaml"}
 SKIP = 1  # reconstructions are scored after the first frame (a conditional model is given it)
 
 
-def from_config(name: str) -> tuple[VideoVAE, VideoDataModule]:
+def from_config(name: str) -> tuple[VAEModule, VideoDataModule]:
     """Model and data module of a packaged config, as ``vidgen fit`` would build them."""
     cli = build(name, "--trainer.logger=false")
     return cli.model, cli.datamodule
@@ -61,12 +61,14 @@ def clips(source) -> Tensor:
 
 
 @torch.no_grad()
-def features(model: VideoVAE, video: Tensor, batch: int = 64) -> Tensor:
+def features(model: VAEModule, video: Tensor, batch: int = 64) -> Tensor:
     """Frozen-backbone features of every clip, computed once (the backbone never trains)."""
     return torch.cat([model.encode(video[i : i + batch]) for i in range(0, len(video), batch)])
 
 
-def train(model: VideoVAE, video: Tensor, steps: int, batch_size: int) -> tuple[list[float], float]:
+def train(
+    model: VAEModule, video: Tensor, steps: int, batch_size: int
+) -> tuple[list[float], float]:
     """``steps`` optimiser steps on seeded random minibatches of fixed clips, whose backbone
     features are computed once (included in the time)."""
     start = time.perf_counter()
@@ -98,7 +100,7 @@ def scores(pred: Tensor, target: Tensor) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model: VideoVAE, video: Tensor, features, seed: int) -> dict:
+def evaluate(model: VAEModule, video: Tensor, features, seed: int) -> dict:
     """Reconstruction, z gaps, KL and the prior samples' collapse and Fréchet distance."""
     model.eval()
     mu, logvar = model.posterior(video)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from vidgen import FramePredictor
+from vidgen.checkpoint import load_class, read_checkpoint
 from vidgen.cli import build
 
 COLUMNS = (1, 3, 5, 8, 12, 16)  # horizon steps shown (1-based)
@@ -29,6 +29,11 @@ def to_image(frame: torch.Tensor) -> np.ndarray:
     return array.repeat(SCALE, 0).repeat(SCALE, 1)
 
 
+def checkpoint_class(path: Path) -> type:
+    """The model class that wrote the checkpoint at ``path``."""
+    return load_class(read_checkpoint(path)["hyper_parameters"]["_class_path"])
+
+
 def filmstrip(
     config: str, checkpoints: dict[str, Path], out: Path, clips: tuple[int, ...] = (0, 1)
 ) -> None:
@@ -37,7 +42,7 @@ def filmstrip(
     data.setup("test")
     videos = torch.stack([data.datasets["test"][i]["video"] for i in clips]).float() / 255
     models = {
-        name: FramePredictor.load_from_checkpoint(path, map_location="cpu").eval()
+        name: checkpoint_class(path).load_from_checkpoint(path, map_location="cpu").eval()
         for name, path in checkpoints.items()
     }
     context = next(iter(models.values())).context_frames

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from common import RESULTS, environment, sync, write_results
+from common import RESULTS, StepTimer, environment, sync, write_results
 
 EMBEDDED = ("demo", "demo_paper", "demo_textured", "vae_demo", "vae_demo_paper")
 FULL = ("predictor_paper", "predictor", "vae_paper", "vae")
@@ -77,7 +77,7 @@ def overrides(row: dict) -> list[str]:
     # every row but one runs the backbone in NCHW: each setting is measured against plain fp32
     args.append(f"--model.init_args.channels_last={row['setting'] == 'channels_last'}")
     if row["setting"] == "cache":
-        args.append("--model.init_args.feature_cache=4")
+        args.append("--model.init_args.feature_cache_gib=4")
     if row["setting"] == "bf16":
         args.append("--trainer.precision=bf16-mixed")
     return args
@@ -143,8 +143,6 @@ class LastEpoch(L.Callback):
 def fit_steps(cli, row: dict) -> dict:
     """Median seconds from one step's end to the next's in ``Trainer.fit`` on the real data,
     in the last epoch."""
-    from vidgen.callbacks import StepTimer
-
     per_epoch = row["warmup"] + row["steps"]
     timer = StepTimer(warmup=(row["epochs"] - 1) * (per_epoch - 1) + row["warmup"])
     last = LastEpoch(row["epochs"])

@@ -12,10 +12,10 @@ import torch
 import yaml
 from tiny import tiny_args, tiny_run
 
-from vidgen import ShapesDataModule, VideoDataModule, VideoVAE
-from vidgen.callbacks import EvaluationReport, PredictionWriter, SampleVideos
+from vidgen import MotionVAE, ShapesDataModule, VideoDataModule
 from vidgen.cli import ALWAYS_ON, build, main
 from vidgen.cli import CONFIG_DIR as CONFIGS
+from vidgen.outputs import EvaluationReport, PredictionWriter, SampleVideos
 
 ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml"))
 
@@ -57,7 +57,8 @@ def test_demo_configs_fast_dev_run(in_tmp, config):
     cli = fast_dev_run(config)
     assert cli.trainer.state.finished
     assert cli.model.image_size == cli.datamodule.image_size == 32
-    assert cli.model.output == ("frame" if config == "demo_paper.yaml" else "warp")
+    paper = config == "demo_paper.yaml"
+    assert type(cli.model).__name__ == ("FramePredictor" if paper else "MotionPredictor")
 
 
 def test_python_dash_m_is_the_same_cli():
@@ -134,7 +135,7 @@ def test_defaults_are_printed_resolved(capsys):
     assert logger["init_args"]["save_dir"] == "runs/demo" == cfg["trainer"]["default_root_dir"]
     assert logger["init_args"]["name"] == "demo" and logger["init_args"]["offline"] is True
     for key, (callback, _) in ALWAYS_ON.items():
-        assert cfg[key]["class_path"] == f"vidgen.callbacks.{callback.__name__}"
+        assert cfg[key]["class_path"] == f"{callback.__module__}.{callback.__qualname__}"
     assert cfg["checkpoint"]["init_args"]["save_last"] is True
     assert cfg["sample_videos"]["init_args"]["every_n_epochs"] == 2  # demo.yaml's own value
     assert cfg["sample_videos"]["init_args"]["num_videos"] == 4  # the class default
@@ -172,7 +173,7 @@ def test_defaults_can_be_overridden_or_removed(in_tmp):
 
 def test_build_gives_a_packaged_config_in_python():
     built = build("vae_demo.yaml", "--data.init_args.batch_size=4", "--trainer.logger=false")
-    assert isinstance(built.model, VideoVAE) and isinstance(built.datamodule, ShapesDataModule)
+    assert isinstance(built.model, MotionVAE) and isinstance(built.datamodule, ShapesDataModule)
     assert built.model.image_size == built.datamodule.image_size == 32
     assert built.datamodule.batch_size == 4
     assert built.trainer.max_epochs == built.config.trainer.max_epochs == 5
@@ -192,3 +193,24 @@ def test_shapes_module_forwards_the_base_arguments(capsys):
     assert data["frames"] == 5 and data["eval_frames"] == 20 and data["num_train"] == 512
     built = build("demo", "--data.init_args.frames=5", "--data.init_args.batch_size=3")
     assert (built.datamodule.frames, built.datamodule.batch_size) == (5, 3)
+
+
+def test_the_command_line_prints_no_warning(in_tmp):
+    """LightningCLI warns when given both ``args`` and a command line: the console script gives
+    it the command line only."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vidgen",
+            "fit",
+            "--config",
+            str(CONFIGS / "demo.yaml"),
+            "--print_config",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "warn" not in out.stderr.lower(), out.stderr
+    assert "MotionPredictor" in out.stdout

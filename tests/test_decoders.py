@@ -106,3 +106,12 @@ def test_folder_module_runs_without_decord(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[-1] in ("torchcodec", "pyav")
+
+
+def test_vidgen_imports_without_decord_and_av():
+    code = (
+        "import sys; sys.modules['decord'] = None; sys.modules['av'] = None\n"
+        "import vidgen, vidgen.data.decoders, vidgen.data.ucf101, vidgen.data.datamodule\n"
+        "assert 'decord' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

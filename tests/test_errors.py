@@ -10,6 +10,7 @@ import pytest
 import torch
 from tiny import tiny_args
 
+import vidgen
 from vidgen.checkpoint import check_fits
 from vidgen.cli import entry_point
 from vidgen.errors import VidgenUserError
@@ -41,13 +42,16 @@ def user_error(capsys: pytest.CaptureFixture, args: list[str]) -> str:
 
 @pytest.fixture
 def files(in_tmp):
-    """A file (not a folder), a corrupt checkpoint and a checkpoint of a VideoVAE."""
+    """A file (not a folder), a corrupt checkpoint, a checkpoint of a VideoVAE and one of vidgen
+    0.1's FramePredictor with vidgen's motion options."""
     (in_tmp / "a_file").write_text("x")
     (in_tmp / "corrupt.ckpt").write_bytes(b"not a checkpoint" * 8)
     torch.save(
         {"state_dict": {}, "hyper_parameters": {"_class_path": "vidgen.VideoVAE"}},
         in_tmp / "vae.ckpt",
     )
+    old = {"_class_path": "vidgen.FramePredictor", "core": None, "output": "warp"}
+    torch.save({"state_dict": {}, "hyper_parameters": {**old, "feature_cache": 0.0}}, "old.ckpt")
     return in_tmp
 
 
@@ -75,7 +79,12 @@ BAD_INPUTS = {
     "ckpt_corrupt": (["--ckpt_path=corrupt.ckpt"], "corrupt.ckpt is not a PyTorch checkpoint"),
     "ckpt_of_the_other_model": (
         ["--ckpt_path=vae.ckpt"],
-        "holds a vidgen.VideoVAE, this config's model is a vidgen.FramePredictor",
+        "holds a vidgen.VideoVAE, this config's model is a vidgen.MotionPredictor",
+    ),
+    "ckpt_of_vidgen_0_1": (
+        ["--ckpt_path=old.ckpt"],
+        "old.ckpt was written by vidgen 0.1 (its options feature_cache, output are gone): its "
+        "model is a vidgen.MotionPredictor now",
     ),
 }
 
@@ -84,6 +93,13 @@ BAD_INPUTS = {
 def test_bad_input_is_one_clear_line(files, capsys, case):
     overrides, message = BAD_INPUTS[case]
     assert message in user_error(capsys, fit_args(*overrides))
+
+
+def test_loading_a_vidgen_0_1_checkpoint_in_python_names_the_new_class(files):
+    from vidgen import FramePredictor
+
+    with pytest.raises(VidgenUserError, match=r"is a vidgen\.MotionPredictor now"):
+        FramePredictor.load_from_checkpoint("old.ckpt")
 
 
 def test_debug_shows_the_traceback(files, monkeypatch):
@@ -101,7 +117,7 @@ def test_programming_errors_keep_their_traceback(in_tmp, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("a bug")
 
-    monkeypatch.setattr("vidgen.FramePredictor.training_step", broken)
+    monkeypatch.setattr("vidgen.MotionPredictor.training_step", broken)
     with pytest.raises(ValueError, match="a bug"):
         entry_point(fit_args("--trainer.max_steps=1"))
 
@@ -119,7 +135,9 @@ def test_checkpoint_with_other_weights_is_refused():
 def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         entry_point(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out.strip() == "vidgen 0.1.0"
+    assert (
+        done.value.code == 0 and capsys.readouterr().out.strip() == f"vidgen {vidgen.__version__}"
+    )
 
 
 def test_bad_input_in_a_real_process_prints_no_traceback(files):

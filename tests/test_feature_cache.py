@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 import torch
-from tiny import tiny_predictor, tiny_vae
+from tiny import tiny_motion_predictor, tiny_predictor, tiny_vae
 from ucf101_corpus import dm_for, frame_numbers
 
 from vidgen import ShapesDataModule, TexturedDataModule
@@ -118,7 +118,7 @@ def train_losses(model, batches: list[dict], epochs: int = 2) -> list[float]:
 
 MODELS = {
     "teacher-forced": lambda **kw: tiny_predictor(**kw),
-    "rollout-warp": lambda **kw: tiny_predictor(output="warp", train_rollout=True, **kw),
+    "motion": lambda **kw: tiny_motion_predictor(hidden_size=16, context_frames=2, **kw),
     "vae": lambda **kw: tiny_vae(frames=5, **kw),
 }
 
@@ -127,7 +127,7 @@ MODELS = {
 def test_cached_training_equals_uncached(name):
     batches = shapes_batches()
     plain = MODELS[name](optimizer=partial(torch.optim.Adam, lr=1e-3))
-    cached = MODELS[name](optimizer=partial(torch.optim.Adam, lr=1e-3), feature_cache=0.01)
+    cached = MODELS[name](optimizer=partial(torch.optim.Adam, lr=1e-3), feature_cache_gib=0.01)
     assert cached.feature_cache is not None and plain.feature_cache is None
     expected = train_losses(plain, copy.deepcopy(batches))
     got = train_losses(cached, copy.deepcopy(batches))
@@ -138,10 +138,10 @@ def test_cached_training_equals_uncached(name):
 
 
 def test_cache_without_frame_ids_is_refused():
-    model = tiny_predictor(feature_cache=0.01)
+    model = tiny_predictor(feature_cache_gib=0.01)
     batch = shapes_batches(1)[0]
     del batch["frame_ids"]
     with pytest.raises(ValueError, match="frame_ids"):
         model.training_step(batch, 0)
-    with pytest.raises(ValueError, match="GiB"):
-        tiny_predictor(feature_cache=-1)
+    with pytest.raises(ValueError, match="feature_cache_gib"):
+        tiny_predictor(feature_cache_gib=-1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_callbacks import decoded_frames
+from test_outputs import decoded_frames
 from ucf101_corpus import make_folder
 
 from vidgen.cli import CONFIG_DIR, main
@@ -55,7 +55,7 @@ def test_readme_commands_on_own_videos(in_tmp):
 
 def test_prediction_writer_limits_truth_to_the_real_frames(tmp_path):
     """Three files: long enough, shorter than the clip, shorter than the context."""
-    from vidgen.callbacks import PredictionWriter
+    from vidgen.outputs import PredictionWriter
 
     prediction = {
         "context": torch.rand(3, 4, 3, 16, 16),

@@ -17,9 +17,9 @@ import torch
 from ucf101_corpus import dm_for, frame_numbers, read_number
 
 from vidgen.data import frame_cache
+from vidgen.data.decoders import VideoError
 from vidgen.data.frame_cache import CachedReader, FrameCache
 from vidgen.data.ucf101 import UCF101DataModule
-from vidgen.data.video import VideoError
 
 
 def videos_of(dm) -> list:

@@ -6,18 +6,18 @@ import pytest
 import torch
 from test_errors import fit_args, user_error
 
-from vidgen import FramePredictor
+from vidgen import MotionPredictor
 
 
 def test_nan_loss_stops_before_the_update(in_tmp, capsys, monkeypatch):
-    train = FramePredictor.training_step
+    train = MotionPredictor.training_step
 
     def nan_at_step_3(self, batch, batch_idx):
         if self.global_step == 3:
             batch["video"] = batch["video"] * float("nan")
         return train(self, batch, batch_idx)
 
-    monkeypatch.setattr(FramePredictor, "training_step", nan_at_step_3)
+    monkeypatch.setattr(MotionPredictor, "training_step", nan_at_step_3)
     line = user_error(capsys, fit_args("--trainer.max_epochs=3"))
     assert "the training loss is nan at step 3 (epoch 1): train/mse=nan, train/loss=nan" in line
     assert "--trainer.gradient_clip_val" in line and "lower learning rate" in line

@@ -7,20 +7,20 @@ import pytest
 import torch
 from test_errors import fit_args
 
-from vidgen import FramePredictor, ShapesDataModule
+from vidgen import MotionPredictor, ShapesDataModule
 from vidgen.cli import main
 
 
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(in_tmp, monkeypatch):
     whole = main(fit_args("--trainer.max_epochs=2", "--trainer.default_root_dir=runs/whole"))
-    train = FramePredictor.training_step
+    train = MotionPredictor.training_step
 
     def interrupted_at_step_3(self, batch, batch_idx):
         if self.global_step == 3:
             raise KeyboardInterrupt
         return train(self, batch, batch_idx)
 
-    monkeypatch.setattr(FramePredictor, "training_step", interrupted_at_step_3)
+    monkeypatch.setattr(MotionPredictor, "training_step", interrupted_at_step_3)
     with pytest.raises(SystemExit) as done:  # Lightning's graceful shutdown
         main(fit_args("--trainer.max_epochs=2"))
     assert done.value.code == 1
@@ -32,7 +32,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(in_tmp, monkeypatch):
         steps.append(self.global_step)
         return train(self, batch, batch_idx)
 
-    monkeypatch.setattr(FramePredictor, "training_step", counted)
+    monkeypatch.setattr(MotionPredictor, "training_step", counted)
     resumed = main(fit_args("--trainer.max_epochs=2", "--ckpt_path=last"))
     assert steps == [3]  # only the step that was interrupted
     assert resumed.trainer.global_step == 4 and resumed.trainer.current_epoch == 2

@@ -10,18 +10,9 @@ def make(seed=0, random=False, **kw):
     return ShapesVideos(num_videos=5, sampler=sampler, image_size=32, seed=seed, **kw)
 
 
-def test_item_contract_and_range():
-    item = make()[3]
-    video = item["video"]
-    assert video.dtype == torch.uint8 and video.shape == (6, 3, 32, 32)
-    assert item["index"] == 3 and 0 <= item["label"] < 3
-    assert video.max() > 0 and (video == 0).any()  # shapes on a black background
-
-
-def test_deterministic_per_seed_and_distinct_across_seeds():
-    a, b, c = make(seed=1)[2]["video"], make(seed=1)[2]["video"], make(seed=2)[2]["video"]
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
+def test_shapes_on_black():
+    video = make()[3]["video"]
+    assert video.max() > 0 and (video == 0).any()
 
 
 def test_shapes_move_and_stay_inside():

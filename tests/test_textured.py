@@ -11,19 +11,10 @@ def make(seed=0, **kw):
     return TexturedVideos(num_videos=4, sampler=sampler, image_size=32, seed=seed, **kw)
 
 
-def test_item_contract_and_texture_everywhere():
-    item = make()[1]
-    video = item["video"]
-    assert video.dtype == torch.uint8 and video.shape == (6, 3, 32, 32)
-    assert item["index"] == 1 and 0 <= item["label"] < 3
+def test_texture_everywhere():
+    video = make()[1]["video"]
     assert (video.float().sum(1) > 0).all()  # no black background
     assert video.float().std(dim=(2, 3)).min() > 5  # texture, not flat colour, in every frame
-
-
-def test_deterministic_per_seed_and_distinct_across_seeds():
-    a, b, c = make(seed=3)[2]["video"], make(seed=3)[2]["video"], make(seed=4)[2]["video"]
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
 
 
 def test_camera_moves_the_background_and_shapes_occlude_it():

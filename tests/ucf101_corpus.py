@@ -1,4 +1,4 @@
-"""Test helpers over generated videos: UCF101-layout corpora (:mod:`vidgen.data.synthetic`,
+"""Test helpers over generated videos: UCF101-layout corpora (:mod:`vidgen.data.fake_ucf101`,
 shared with the benchmarks), data modules sized for tests, and a folder of own videos."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidgen.data.synthetic import (  # noqa: F401  (re-exported for the tests)
+from vidgen.data.fake_ucf101 import (  # noqa: F401  (re-exported for the tests)
     CLASSES,
     FILE_TOKEN,
     GRID,
@@ -74,7 +74,7 @@ class Folder:
 def encode_video(path: Path, length: int, width: int, height: int, fps: float) -> None:
     """A number-coded video in ``path``'s container (avi: mpeg4; mp4/mkv/mov: libx264 with
     B-frames where available)."""
-    from vidgen.data.video import write_video
+    from vidgen.outputs import write_video
 
     frames = np.stack([number_frame(i, width, height) for i in range(length)])
     options = {"g": "12"} if path.suffix == ".avi" else {"g": "12", "bf": "2"}

@@ -8,11 +8,20 @@ from vidgen.data import (
     VideoDataModule,
     VideoFolderDataModule,
 )
-from vidgen.models import FramePredictor, FrozenVGG16, MultiScaleHead, VideoVAE
+from vidgen.models import (
+    FramePredictor,
+    FrozenVGG16,
+    MotionPredictor,
+    MotionVAE,
+    MultiScaleHead,
+    VideoVAE,
+)
 
 __all__ = [
     "FramePredictor",
     "FrozenVGG16",
+    "MotionPredictor",
+    "MotionVAE",
     "MultiScaleHead",
     "ShapesDataModule",
     "ShardDataModule",
@@ -22,4 +31,4 @@ __all__ = [
     "VideoFolderDataModule",
     "VideoVAE",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

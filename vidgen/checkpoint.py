@@ -56,6 +56,38 @@ def load_class(class_path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+RETIRED = {
+    "output": "vidgen.MotionPredictor",
+    "warp_from": "vidgen.MotionPredictor",
+    "momentum": "vidgen.MotionPredictor",
+    "observed_motion": "vidgen.MotionPredictor / vidgen.MotionVAE",
+    "train_rollout": "vidgen.MotionPredictor",
+    "latent": "vidgen.MotionVAE",
+    "motion_steps": "vidgen.MotionVAE",
+    "condition_frames": "vidgen.MotionVAE",
+    "feature_cache": "the same class (its option is feature_cache_gib now)",
+}
+"""Options of vidgen 0.1's FramePredictor / VideoVAE that 0.2 moved, with where they went."""
+
+
+def check_current(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """Raise when ``checkpoint`` was written by vidgen 0.1, whose FramePredictor and VideoVAE
+    also held vidgen's own designs (now :class:`~vidgen.MotionPredictor` and
+    :class:`~vidgen.MotionVAE`): its options no longer build the class it names."""
+    hparams = checkpoint.get("hyper_parameters", {})
+    old = sorted(set(hparams) & set(RETIRED))
+    if not old:
+        return
+    if hparams.get("output") == "warp":
+        new = "vidgen.MotionVAE" if "latent" in hparams else "vidgen.MotionPredictor"
+    else:
+        new = "vidgen.FramePredictor" if "core" in hparams else "vidgen.VideoVAE"
+    raise VidgenUserError(
+        f"{path} was written by vidgen 0.1 (its options {', '.join(old)} are gone): its model "
+        f"is a {new} now (CHANGELOG.md). Train it again with the current packaged config"
+    )
+
+
 def check_class(checkpoint: dict[str, Any], class_path: str, path: str | os.PathLike) -> None:
     """Raise when ``checkpoint`` was written by a model class other than ``class_path``.
 

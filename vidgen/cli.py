@@ -32,20 +32,24 @@ from omegaconf import OmegaConf
 
 from vidgen import __version__
 from vidgen.callbacks import (
-    EvaluationReport,
     FiniteLoss,
+    FirstBatch,
     InterruptCheckpoint,
     LoggerSaveConfigCallback,
-    PredictionWriter,
     RunCheckpoint,
-    SampleVideos,
-    WandbRun,
 )
-from vidgen.checkpoint import check_class, check_fits, is_file_path, read_checkpoint
+from vidgen.checkpoint import (
+    check_class,
+    check_current,
+    check_fits,
+    is_file_path,
+    read_checkpoint,
+)
 from vidgen.data.datamodule import VideoDataModule
-from vidgen.errors import SETUP_ERRORS, FirstBatch, VidgenUserError, as_user_error, describe
+from vidgen.errors import SETUP_ERRORS, VidgenUserError, as_user_error, describe
 from vidgen.models.base import VideoModule
-from vidgen.wandb_run import join_run
+from vidgen.outputs import EvaluationReport, PredictionWriter, SampleVideos
+from vidgen.wandb_run import WANDB_LOGGER, WandbRun, join_run
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """The packaged YAML configs (paper-faithful, improved and demo)."""
@@ -65,7 +69,7 @@ ALWAYS_ON: dict[str, tuple[type[L.Callback], dict[str, Any]]] = {
 """Callbacks of every run: config key -> (class, default arguments)."""
 
 LOGGER = {
-    "class_path": "lightning.pytorch.loggers.WandbLogger",
+    "class_path": WANDB_LOGGER,
     "init_args": {
         # interpolations relative to trainer.logger.init_args, resolved over the merged config
         "save_dir": "${...default_root_dir}",
@@ -112,6 +116,7 @@ class VidgenCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if is_file_path(ckpt_path):
             self.checkpoint = read_checkpoint(ckpt_path)
+            check_current(self.checkpoint, f"--ckpt_path {ckpt_path}")
             model = self.config[subcommand].get("model")
             if isinstance(model, Namespace) and model.get("class_path"):
                 check_class(self.checkpoint, model.class_path, ckpt_path)
@@ -219,15 +224,18 @@ def entry_point(args: list[str] | None = None) -> None:
     args = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in args or os.environ.get("VIDGEN_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    argv, sys.argv = sys.argv, [sys.argv[0], *args]  # LightningCLI reads the command line
     try:
         if args[:1] == ["prepare"]:  # not a Trainer method: its own parser (vidgen/prepare.py)
             from vidgen.prepare import main as prepare
 
             prepare(args[1:])
         else:
-            main(args)
+            main()
     except VidgenUserError as err:
         if debug:
             raise
         print(f"vidgen: error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        sys.argv = argv

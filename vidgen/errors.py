@@ -15,12 +15,9 @@ The rule the ``vidgen`` command follows:
 
 from __future__ import annotations
 
-from typing import Any
-
-import lightning as L
-
 SETUP_ERRORS = (ValueError, OSError)
-"""Exception types that are user errors when raised before the first batch."""
+"""Exception types that are user errors when raised before the first batch (the CLI learns
+when it starts from :class:`~vidgen.callbacks.FirstBatch`)."""
 
 
 class VidgenUserError(Exception):
@@ -49,19 +46,6 @@ def as_user_error(err: BaseException) -> VidgenUserError | None:
     if isinstance(root, SETUP_ERRORS):
         return VidgenUserError(describe(root))
     return None
-
-
-class FirstBatch(L.Callback):
-    """Records whether a batch has started: before it, setup errors are user errors."""
-
-    def __init__(self) -> None:
-        self.started = False
-
-    def _start(self, *args: Any) -> None:
-        self.started = True
-
-    on_train_batch_start = on_validation_batch_start = _start
-    on_test_batch_start = on_predict_batch_start = _start
 
 
 class NonFiniteLossError(VidgenUserError):

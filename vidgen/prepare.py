@@ -19,7 +19,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from vidgen.cli import config_path
-from vidgen.data.files import VideoFileDataModule
+from vidgen.data.file_source import VideoFileDataModule
 from vidgen.data.shards import write_shards
 from vidgen.errors import SETUP_ERRORS, VidgenUserError, describe
 

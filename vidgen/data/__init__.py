@@ -1,11 +1,13 @@
-"""Data: clip sampling, the embedded shapes dataset, video files (UCF101, any folder), LitData
-shards of them and the LightningDataModules.
+"""Data: clip sampling, the embedded shapes datasets, video files (UCF101, any folder), a fake
+UCF101 to try them on (:func:`make_corpus`), LitData shards of file sources and the
+LightningDataModules.
 
 The decoders (decord, TorchCodec, PyAV) are imported lazily, when a video is first read.
 """
 
 from vidgen.data.datamodule import ShapesDataModule, TexturedDataModule, VideoDataModule
-from vidgen.data.files import VideoFileDataModule
+from vidgen.data.fake_ucf101 import Corpus, make_corpus, read_number
+from vidgen.data.file_source import VideoFileDataModule
 from vidgen.data.folder import VideoFolderDataModule
 from vidgen.data.sampling import ClipSampler, clip_indices
 from vidgen.data.shapes import ShapesVideos
@@ -15,6 +17,7 @@ from vidgen.data.ucf101 import UCF101DataModule
 
 __all__ = [
     "ClipSampler",
+    "Corpus",
     "ShapesDataModule",
     "ShapesVideos",
     "ShardDataModule",
@@ -25,4 +28,6 @@ __all__ = [
     "VideoFileDataModule",
     "VideoFolderDataModule",
     "clip_indices",
+    "make_corpus",
+    "read_number",
 ]

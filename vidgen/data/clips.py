@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidgen.data.decoders import make_reader
+from vidgen.data.decoders import FrameReader, VideoError, VideoInfo, make_reader
 from vidgen.data.sampling import ClipSampler, head_indices
-from vidgen.data.video import FrameReader, VideoError, VideoInfo
 
 log = logging.getLogger(__name__)
 

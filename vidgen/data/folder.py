@@ -1,5 +1,8 @@
 """Your own videos: ``VideoFolderDataModule`` over any folder (or files) of videos.
 
+This module only finds the files, labels them and splits them; the index, decoding, frame
+cache and bad-file handling are the shared base's (:mod:`vidgen.data.file_source`).
+
 Every file under ``root`` (recursively; hidden files and folders skipped) is a candidate when
 its extension is a video one (:data:`VIDEO_EXTENSIONS`) or its first bytes are a video
 container's (AVI, MP4/MOV, Matroska/WebM, MPEG-PS/TS, FLV, Ogg: :func:`looks_like_video`);
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from vidgen.data.files import Listing, VideoFileDataModule
+from vidgen.data.file_source import Listing, VideoFileDataModule
 
 VIDEO_EXTENSIONS = frozenset(
     {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".flv"}
@@ -110,7 +113,7 @@ class VideoFolderDataModule(VideoFileDataModule):
     reads every video found, one clip each from its first frame (``eval_frames`` frames at
     ``frame_skip``), whatever the split. Index (``.vidgen_folder_index.json`` beside the videos,
     or in ``cache_dir`` when the folder is read-only), decoder, resize rule, frame cache and
-    bad-file handling: :class:`~vidgen.data.files.VideoFileDataModule`.
+    bad-file handling: :class:`~vidgen.data.VideoFileDataModule`.
 
     Args:
         root: a folder, a video file, or a list of folders and files.
@@ -120,7 +123,7 @@ class VideoFolderDataModule(VideoFileDataModule):
         seed: the seed of that draw.
         train_list, val_list, test_list: list files (paths relative to the folder) that define
             a split instead of the draw.
-        **kwargs: the :class:`~vidgen.data.files.VideoFileDataModule` arguments (``decoder``,
+        **kwargs: the :class:`~vidgen.data.VideoFileDataModule` arguments (``decoder``,
             ``resize``, ``cache_dir``, ``frame_cache``, ... and ``frames``, ``eval_frames``,
             ``frame_skip``, ``image_size``, ``batch_size``, ...).
     """

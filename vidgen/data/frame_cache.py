@@ -2,7 +2,7 @@
 
 decord spends about 5 ms on an 8-frame clip of a 320x240 UCF101-style AVI (open, seek to the
 keyframe, decode forward, resize), whatever the clip's size; that caps a DataLoader worker near
-200 clips/s. With ``frame_cache=True`` (any :class:`~vidgen.data.files.VideoFileDataModule`)
+200 clips/s. With ``frame_cache=True`` (any :class:`~vidgen.data.VideoFileDataModule`)
 every video is decoded once, by the clip reader itself (same decoder, resize and crop), into a
 uint8 ``(frames, S, S, 3)`` ``.npy`` file; a clip is then a copy of its frames out of a memory
 map (pixel-identical to what the reader returns). The price is disk: ``3 * S * S`` bytes a
@@ -37,11 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vidgen.data.decoders import make_reader
+from vidgen.data.decoders import FrameReader, VideoError, VideoInfo, make_reader
 from vidgen.data.journal import Journal
 from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
-from vidgen.data.video import FrameReader, VideoError, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def decode_video(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every frame of ``source`` as ``reader`` gives it at ``size``, :data:`CHUNK` frames a
     read -> ``(frame numbers, uint8 (n, size, size, 3))`` pairs in order (raises
-    :class:`~vidgen.data.video.VideoError`)."""
+    :class:`~vidgen.data.decoders.VideoError`)."""
     for start in range(0, frames, CHUNK):
         wanted = np.arange(start, min(frames, start + CHUNK))
         yield wanted, reader.read(source, wanted, size, shape=(width, height))
@@ -234,7 +233,7 @@ class FrameCache:
 
 
 class CachedReader:
-    """:class:`~vidgen.data.video.FrameReader` over a frame cache.
+    """:class:`~vidgen.data.decoders.FrameReader` over a frame cache.
 
     ``files`` maps source paths to cache files made at ``image_size``; a video it lacks (or a
     read at another size) goes to ``fallback()`` (the default decoder unless given).
@@ -258,7 +257,7 @@ class CachedReader:
         size: int | None,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """See :class:`~vidgen.data.video.FrameReader`."""
+        """See :class:`~vidgen.data.decoders.FrameReader`."""
         target = self.files.get(path) if size == self.image_size else None
         if target is None:
             if self._fallback is None:

@@ -20,11 +20,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
-from vidgen.data.decoders import probe
+from vidgen.data.decoders import VideoError, avi_header, probe
 from vidgen.data.journal import Journal
 from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
-from vidgen.data.video import VideoError, avi_header
 
 log = logging.getLogger(__name__)
 

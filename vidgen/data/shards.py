@@ -38,10 +38,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from vidgen.data.decoders import choose_decoder
+from vidgen.data.decoders import FrameReader, VideoError, choose_decoder
 from vidgen.data.frame_cache import decode_video
 from vidgen.data.locking import FileLock
-from vidgen.data.video import FrameReader, VideoError
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +200,7 @@ def write_shards(
     progress: bool = True,
 ) -> dict[str, int]:
     """Write (or finish) the shards of ``source`` (a
-    :class:`~vidgen.data.files.VideoFileDataModule`) at ``output`` -> counts: ``videos``,
+    :class:`~vidgen.data.file_source.VideoFileDataModule`) at ``output`` -> counts: ``videos``,
     ``parts``, and the ``written_videos`` / ``written_parts`` of this run (0: all were done).
 
     Every readable video of every split is decoded by the source's reader (its decoder and

@@ -2,7 +2,7 @@
 
 The shards hold every frame of every usable video of a file source, decoded once at the
 training size (:mod:`vidgen.data.shards`). This module gives the items of that source exactly:
-it is a :class:`~vidgen.data.files.VideoFileDataModule` whose index is the shards' manifest
+it is a :class:`~vidgen.data.file_source.VideoFileDataModule` whose index is the shards' manifest
 and whose frame reader fetches frames from the shards by LitData's random access
 (``StreamingDataset[i]``), so sampling, clips, labels, ``frame_ids``, the shuffled and
 resumable training order (:mod:`vidgen.data.resumable`) and the DDP split (Lightning's
@@ -24,13 +24,13 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from vidgen.data.clips import Video
-from vidgen.data.files import Listing, VideoFileDataModule
+from vidgen.data.decoders import VideoError, VideoInfo
+from vidgen.data.file_source import Listing, VideoFileDataModule
 from vidgen.data.shards import MANIFEST, MISSING, litdata, part_location, read_manifest
-from vidgen.data.video import VideoError, VideoInfo
 
 
 class ShardReader:
-    """:class:`~vidgen.data.video.FrameReader` over the shards at ``location``.
+    """:class:`~vidgen.data.decoders.FrameReader` over the shards at ``location``.
 
     ``videos`` maps a video's key to ``(part, first item)``; each part is opened as a LitData
     ``StreamingDataset`` on first use (inside the DataLoader worker), decoding one item per
@@ -64,7 +64,7 @@ class ShardReader:
         size: int | None,
         shape: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """See :class:`~vidgen.data.video.FrameReader` (``path`` is the video's key)."""
+        """See :class:`~vidgen.data.decoders.FrameReader` (``path`` is the video's key)."""
         if size != self.image_size:
             raise VideoError(f"{path}: the shards hold {self.image_size} px frames, not {size}")
         part, first = self.videos[path]

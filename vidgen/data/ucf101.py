@@ -1,5 +1,8 @@
 """UCF101: its split files, class index and groups, and ``UCF101DataModule``.
 
+This module only reads UCF101's lists and names; the index, decoding, frame cache and bad-file
+handling are the shared base's (:mod:`vidgen.data.file_source`).
+
 Layout (as extracted from the official archives)::
 
     root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi     (or the class folders directly in root)
@@ -20,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidgen.data.files import Listing, VideoFileDataModule
+from vidgen.data.file_source import Listing, VideoFileDataModule
 
 LIST_DIR = "ucfTrainTestlist"
 VIDEO_DIR = "UCF-101"

@@ -1,9 +1,12 @@
-"""Models: frozen backbone, recurrent cores, heads, losses and the LightningModules."""
+"""Models: the paper's FramePredictor and VideoVAE, vidgen's MotionPredictor and MotionVAE, and
+what they are built from (frozen backbone, recurrent cores, heads, losses)."""
 
 from vidgen.models.backbone import FrozenVGG16
 from vidgen.models.deconv import Deconv2d
 from vidgen.models.heads import FrameHead, MultiScaleHead, UpsampleDeconvHead
 from vidgen.models.losses import VideoLoss, kl_divergence
+from vidgen.models.motion_predictor import MotionPredictor
+from vidgen.models.motion_vae import MotionVAE
 from vidgen.models.predictor import FramePredictor
 from vidgen.models.recurrent import ConvLSTMCore, LSTMCore, SequenceCore
 from vidgen.models.vae import VideoVAE
@@ -15,6 +18,8 @@ __all__ = [
     "FramePredictor",
     "FrozenVGG16",
     "LSTMCore",
+    "MotionPredictor",
+    "MotionVAE",
     "MultiScaleHead",
     "SequenceCore",
     "UpsampleDeconvHead",

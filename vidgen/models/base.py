@@ -1,4 +1,4 @@
-"""What FramePredictor and VideoVAE share: backbone, frame encoding/rendering, loss, optimiser."""
+"""What every vidgen model shares: backbone, frame encoding/rendering, loss, optimiser, metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from vidgen.checkpoint import check_current, is_file_path, read_checkpoint
 from vidgen.evaluation import HorizonMetrics
 from vidgen.models.backbone import FrozenVGG16
 from vidgen.models.feature_cache import FeatureCache
@@ -34,31 +35,54 @@ def paper_adam(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=0.01)
 
 
+def adam(params: Any) -> torch.optim.Optimizer:
+    """Adam with PyTorch's default learning rate, 1e-3: vidgen's models' default."""
+    return torch.optim.Adam(params, lr=1e-3)
+
+
 class VideoModule(L.LightningModule):
     """Base LightningModule for models that read frames through a frozen VGG16.
 
     Batches arrive as uint8 ``(B, S, C, H, W)`` and are turned into floats in [0, 1] on the
     device (:meth:`on_after_batch_transfer`). Frames pass the backbone as ``(B*S, C, H, W)``
-    (paper 2.2.1) and come back as ``(B, S, ...)``. With ``feature_cache`` (GiB, > 0) the
-    backbone features of true training frames are computed once per frame (:class:`FeatureCache`;
-    the data must give ``frame_ids``). ``channels_last``: the backbone's weights and input in
-    NHWC memory layout (1.0-1.5x faster training steps measured on a CPU).
+    (paper 2.2.1) and come back as ``(B, S, ...)``.
+
+    The options every model shares (each model passes them on as ``**kwargs``; the defaults are
+    the paper's):
+
+    Args:
+        image_size: frame side in pixels (linked to ``data.image_size`` by the CLI).
+        backbone_layer: VGG16 cut, e.g. ``"pool5"`` (paper) or ``"pool3"``.
+        backbone_weights: ``None`` (random), ``"imagenet"`` (torch cache) or a file path.
+        loss: reconstruction loss (default: MSE, the paper's).
+        optimizer: builds the optimiser from the trainable parameters (default: the model's
+            :attr:`default_optimizer`: Adam, lr 0.01 for the paper's models, 1e-3 for vidgen's).
+        lr_scheduler: e.g. ``StepLR(step_size=1000, gamma=0.1)`` per epoch (paper).
+        feature_cache_gib: memory for the backbone features of true training frames, computed
+            once per frame (:class:`FeatureCache`; 0 = off). Needs data with ``frame_ids``
+            (every embedded and file source has them).
+        channels_last: run the backbone in NHWC memory layout (the same features to 1e-5);
+            whether it is faster depends on the machine and the model
+            (``benchmarks/throughput.py`` measures it per packaged config).
     """
+
+    default_optimizer: Callable[[Any], torch.optim.Optimizer] = staticmethod(paper_adam)
+    """The optimiser of ``optimizer=None``."""
 
     def __init__(
         self,
-        image_size: int,
-        backbone_layer: str,
-        backbone_weights: str | None,
-        loss: VideoLoss | None,
-        optimizer: OptimizerCallable,
-        lr_scheduler: LRSchedulerCallable | None,
-        feature_cache: float = 0.0,
+        image_size: int = 224,
+        backbone_layer: str = "pool5",
+        backbone_weights: str | None = None,
+        loss: VideoLoss | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        feature_cache_gib: float = 0.0,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
-        if feature_cache < 0:
-            raise ValueError(f"feature_cache is memory in GiB (0 = off), got {feature_cache}")
+        if feature_cache_gib < 0:
+            raise ValueError(f"feature_cache_gib must be >= 0 (0 = off), got {feature_cache_gib}")
         self.image_size = image_size
         self.backbone = FrozenVGG16(backbone_layer, backbone_weights)
         self.channels_last = channels_last
@@ -66,11 +90,20 @@ class VideoModule(L.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
         self.feature_shape = self.backbone.feature_shape(image_size)
         self.loss = loss if loss is not None else VideoLoss()
-        self.optimizer = optimizer
+        self.optimizer = optimizer or self.default_optimizer
         self.lr_scheduler = lr_scheduler
-        self.feature_cache = FeatureCache(int(feature_cache * 2**30)) if feature_cache else None
+        self.feature_cache = (
+            FeatureCache(int(feature_cache_gib * 2**30)) if feature_cache_gib else None
+        )
         self.eval_metrics: dict[str, HorizonMetrics] = {}
         self.results: dict[str, dict[str, Tensor]] = {}
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's, with a clear error for a checkpoint of vidgen 0.1 (CHANGELOG.md)."""
+        if is_file_path(checkpoint_path):
+            check_current(read_checkpoint(checkpoint_path), checkpoint_path)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         video = batch["video"]
@@ -109,9 +142,9 @@ class VideoModule(L.LightningModule):
         ids = batch.get("frame_ids")
         if ids is None:
             raise ValueError(
-                "model.feature_cache needs data that names its frames (batch['frame_ids']); "
+                "model.feature_cache_gib needs data that names its frames (batch['frame_ids']); "
                 "this data does not (a source that augments or otherwise changes pixels must "
-                "not): set model.feature_cache: 0"
+                "not): set model.feature_cache_gib: 0"
             )
         return ids
 

@@ -38,27 +38,12 @@ FFT_MIN_KERNEL_AREA = 196
 def use_fft(kernel_size: tuple[int, int]) -> bool:
     """Crossover rule of ``impl="auto"``: use the FFT path iff ``kH * kW >= 196`` (14x14).
 
-    Measured on the development CPU (2 cores, torch 2.14.1, fp32, forward + backward in
-    training mode, batch 8, min of 9 runs, the methodology of
-    ``benchmarks/bench_deconv.py --sweep``; full table in
-    ``benchmarks/results/deconv_crossover_cpu.md``), speed-up of FFT over direct:
-
-    ============  ======  ======  ======  ======  ======
-    map, ch       k=9     k=11    k=13    k=14    k=15
-    ============  ======  ======  ======  ======  ======
-    16px, 16->3   0.55    0.56    0.70    0.59    0.95
-    32px, 16->3   0.65    0.93    0.93    1.07    3.1
-    64px, 16->3   1.13    1.03    1.82    2.59    6.0
-    32px, 64->16  0.36    0.45    0.52    1.06    1.25
-    64px, 64->16  0.39    0.49    0.66    1.13    1.79
-    ============  ======  ======  ======  ======  ======
-
-    Direct wins clearly for k <= 7 (0.3-0.6x) and FFT for k >= 15 (6-18x at 29x29, ~20x at
-    the paper's 190x190, see ``benchmarks/results/deconv_cpu.md``). The crossover band is k
-    = 11..15 for every measured configuration; the threshold 196 is the smallest area at
-    which FFT is not slower on maps >= 32 px. FFT cost is nearly independent of the kernel
-    size while direct cost grows with ``kH * kW``, so the rule uses the kernel area only:
-    channel counts did not move the crossover beyond the band above.
+    The FFT path costs about the same whatever the kernel size, while the direct algorithm's
+    cost grows with ``kH * kW``: small kernels are faster direct, large ones as an FFT product.
+    The threshold is the smallest kernel area at which the FFT path was not slower on maps of
+    32 px and more; channel counts hardly move it, so the rule reads the kernel area only
+    (``benchmarks/bench_deconv.py --sweep`` measures the crossover;
+    ``docs/experiments/2026-11-performance.md`` has the table it was set from).
     """
     kh, kw = kernel_size
     return kh * kw >= FFT_MIN_KERNEL_AREA
@@ -68,10 +53,7 @@ def fast_fft_size(n: int) -> int:
     """Smallest ``m >= n`` whose prime factors are all in {2, 3, 5, 7}.
 
     Such sizes are handled efficiently by pocketfft (CPU) and cuFFT (GPU); padding the
-    FFT to them (then cropping) avoids slow large-prime transforms.  Measured on the
-    development CPU (fwd + bwd, 16 -> 3 channels, batch 8, interleaved min of 6): output
-    47 -> FFT 48: 27.0 -> 4.0 ms; 92 -> 96: 23.7 -> 16.2 ms; 131 -> 135: 197 -> 102 ms;
-    sizes already 7-smooth (64, 224) are unchanged.
+    FFT to them (then cropping) avoids slow large-prime transforms.
     """
     if n < 1:
         raise ValueError(f"FFT size must be positive, got {n}")
@@ -106,10 +88,8 @@ def _fft_core(
 
     The channel contraction ``Y[f] = X[f] @ W[f]`` (``(N, in) @ (in, out)`` per frequency
     bin ``f``) is one complex ``bmm`` over contiguous ``(F, N, in)``/``(F, in, out)``
-    operands.  Interleaved CPU A/B (fwd + bwd, 16 -> 3 and 64 -> 16 channels): this was
-    the most consistent variant; non-contiguous bmm/einsum was up to 1.7x slower, and
-    per-output-channel broadcast multiply-sum was 2x faster only at batch 64 / 64 px but
-    3x slower at 64 -> 16 channels.
+    operands: of the variants tried (non-contiguous bmm/einsum, a per-output-channel
+    multiply-sum) the one that was never much slower.
     """
     n, c_in = x.shape[:2]
     xf = torch.fft.rfft2(x, s=s)  # (N, in, fh, fw)

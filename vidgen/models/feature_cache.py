@@ -108,7 +108,7 @@ class FeatureCache:
                 self.full = True
                 log.warning(
                     "feature cache full at %d frames (%.2f GiB): later frames are computed "
-                    "every time; raise the model's feature_cache (GiB) to cache more",
+                    "every time; raise the model's feature_cache_gib to cache more",
                     used,
                     used * row_bytes / 2**30,
                 )
@@ -129,7 +129,7 @@ class FeatureCache:
                 f"the feature cache holds other features for frame id {key} than the backbone "
                 f"computes now (max difference {diff:.3g}): the data gives different pixels "
                 "under one frame id (random augmentation?). Turn the cache off "
-                "(model.feature_cache: 0) or make the data deterministic per frame id."
+                "(model.feature_cache_gib: 0) or make the data deterministic per frame id."
             )
 
     @property

@@ -11,7 +11,7 @@ The last step, unbounded values -> [0, 1], is the head's ``activation``:
   deconvolution kernels drive the logits far negative within a few Adam steps (a step moves an
   output pixel by about the learning rate times the kernel's fan-in); the sigmoid then saturates,
   the gradient into the recurrent core vanishes and the model paints the background whatever its
-  input: the paper's collapse (``docs/vae.md``).
+  input: the paper's collapse (``docs/models/video-vae.md``).
 - ``"clamp"``: the values clipped to [0, 1], with a straight-through gradient (as if unclipped):
   frames are exactly what the loss sees, and no output saturates.
 """
@@ -215,30 +215,3 @@ class MultiScaleHead(FrameHead):
 
     def output_layers(self) -> list[nn.Module]:
         return [layer for branch in self.branches for layer in branch.output_layers()]
-
-
-class SkipRefine(nn.Module):
-    """A skip past the backbone: head logits refined with the frame they change, at full size.
-
-    ``logits + net([logits, frame])`` with a small conv net whose last layer starts at zero (the
-    head's output is unchanged at initialisation). The coarse head knows *what* moves; the
-    frame's pixels say where its edges are (the skip connections of SVG, Denton & Fergus 2018).
-
-    Args:
-        channels: channels of the logits.
-        frame_channels: channels of the frame (3 for RGB).
-        hidden: width of the conv net.
-    """
-
-    def __init__(self, channels: int, frame_channels: int = 3, hidden: int = 32) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels + frame_channels, hidden, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(hidden, channels, 3, padding=1),
-        )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-
-    def forward(self, logits: Tensor, frame: Tensor) -> Tensor:
-        return logits + self.net(torch.cat([logits, frame.to(logits.dtype)], dim=1))

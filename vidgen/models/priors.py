@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidgen.models.motion import grid
+from vidgen.models.motion_transport import grid
 
 COLOUR = 0.1  # colour distance (RGB in [0, 1]) at which two cells' correlation falls to e^-1/2
 DISTANCE = 3.0  # ... and the distance in cells

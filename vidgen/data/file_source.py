@@ -1,10 +1,11 @@
-"""``VideoFileDataModule``: the base of every DataModule that reads video files.
+"""``VideoFileDataModule``: the base of every DataModule whose source is video files.
 
 What any file-based source shares lives here once: the cached video index, the bad-file report,
 the decoder choice and resize rule, the optional frame cache and the clip datasets. A concrete
-module (:class:`~vidgen.data.ucf101.UCF101DataModule`,
-:class:`~vidgen.data.folder.VideoFolderDataModule`) only says which files make which split
-(:meth:`VideoFileDataModule.list_videos`).
+module says only which files make which split (:meth:`VideoFileDataModule.list_videos`, a
+:class:`Listing`): :class:`~vidgen.data.ucf101.UCF101DataModule` from UCF101's list files,
+:class:`~vidgen.data.folder.VideoFolderDataModule` (:mod:`vidgen.data.folder`) from any folder
+of videos.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidgen.data.clips import HeadClips, Video, VideoClips, report_bad
 from vidgen.data.datamodule import VideoDataModule
-from vidgen.data.decoders import Decoder, choose_decoder, make_reader
+from vidgen.data.decoders import Decoder, Resize, VideoInfo, choose_decoder, make_reader
 from vidgen.data.index import VideoIndex, default_cache_dir, dir_key
 from vidgen.data.sampling import ClipSampler
-from vidgen.data.video import Resize, VideoInfo
 
 
 @dataclass

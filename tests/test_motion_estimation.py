@@ -1,7 +1,64 @@
+"""Estimating motion: block matching, subpixel fits, pooled flow, observed velocity and motion
+layers."""
+
 import pytest
 import torch
+from tiny import translating
 
-from vidgen.models.motion_layers import affine_basis, motion_layers
+from vidgen.models.motion_estimation import (
+    affine_basis,
+    block_match,
+    median3,
+    motion_layers,
+    observed_velocity,
+    pool_flow,
+    texture,
+)
+from vidgen.models.motion_transport import splat_over, warp
+
+
+def test_block_matching_finds_where_pixels_came_from():
+
+    video = translating(4, (2, -1))
+    flow = block_match(video[:, 0], video[:, 1], radius=3)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    assert torch.equal(flow[:, 0][inner[:1] + inner[2:]], torch.full((1, 8, 8), 2.0))
+    assert torch.equal(flow[:, 1][inner[:1] + inner[2:]], torch.full((1, 8, 8), -1.0))
+    flat = torch.zeros(1, 3, 8, 8)
+    assert torch.equal(block_match(flat, flat, 2), torch.zeros(1, 2, 8, 8))  # ties: no motion
+    velocity = observed_velocity(video, span=3, max_speed=2.0)  # 3 steps apart, / 3
+    expected = torch.tensor([2.0, -1.0]).view(1, 2, 1, 1)
+    assert torch.allclose(velocity[..., 6:-6, 6:-6], expected, atol=0.02)  # subpixel fits
+    assert torch.equal(observed_velocity(video[:, :1], 3, 2.0), torch.zeros(1, 2, 16, 16))
+    with pytest.raises(ValueError, match="patch"):
+        block_match(flat, flat, 1, patch=4)
+
+
+def test_subpixel_matching_finds_fractions_of_a_pixel():
+
+    frame = translating(1, (0, 0))[:, 0]
+    shift = torch.tensor([0.3, 0.7]).view(1, 2, 1, 1)
+    later = warp(frame, shift.expand(1, 2, 16, 16))
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    whole = (block_match(frame, later, 2) - shift)[inner].abs().mean()
+    refined = (block_match(frame, later, 2, subpixel=True) - shift)[inner].abs().mean()
+    assert whole.item() == pytest.approx(0.3, abs=1e-6)  # rounds to (0, 1)
+    assert refined < 0.15
+    outlier = torch.zeros(1, 2, 5, 5)
+    outlier[0, 0, 2, 2] = 3.0
+    assert torch.equal(median3(outlier), torch.zeros(1, 2, 5, 5))
+
+
+def test_pooled_flow_is_the_motion_of_what_has_texture():
+
+    frame = torch.zeros(1, 3, 8, 8)
+    frame[..., 1:3, 1:3] = 1.0  # a flat square in the top-left cell, black elsewhere
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0, 0:4, 0:4] = torch.where(texture(frame)[0, 0, 0:4, 0:4] > 0, 2.0, 0.0)
+    pooled = pool_flow(flow, frame, (2, 2))
+    assert pooled[0, 0, 0, 0].item() == pytest.approx(2.0)  # not diluted by the flat pixels
+    assert torch.equal(pooled[0, :, 1, 1], torch.zeros(2))  # nothing to see moving: 0
+    assert texture(torch.ones(1, 3, 6, 6)).abs().max() == 0
 
 
 def two_motions(size: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +110,6 @@ def test_confidence_weights_the_fit_and_errors_are_clear():
 def test_everything_is_made_on_the_fields_device():
     """Nothing is created on the CPU behind a GPU caller's back: run on PyTorch's ``meta``
     device (shapes only), which refuses a tensor from any other device."""
-    from vidgen.models.motion import splat_over
 
     field = torch.randn(2, 2, 8, 8, device="meta")
     assert motion_layers(field, torch.ones(2, 1, 8, 8, device="meta"), 3).device.type == "meta"

@@ -1,15 +1,19 @@
-"""Small generated corpora in the exact UCF101 layout, with real encoded .avi videos (PyAV).
+"""A fake UCF101: a small corpus in the exact UCF101 layout, with real encoded .avi videos.
 
-``make_corpus(root)`` writes ``root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and
+For trying the file pipeline (index, decoders, frame cache, ``UCF101DataModule``, ``vidgen fit
+--data.root``) without the 6.5 GB download, and for testing it: the tests and the data
+benchmarks run on such corpora. ``make_corpus(root)`` writes
+``root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and
 ``root/ucfTrainTestlist/{classInd,trainlist0F,testlist0F}.txt`` (CRLF, 1-based labels, blank
 lines), including the quirks of the real data: the ``HandstandPushups`` folder holds
 ``v_HandStandPushups_...`` files and the lists spell them so. With ``quirks=True`` it adds a
 zero-byte file, a truncated file, a header-only file, a garbage file, a listed-but-missing file,
-a 3-frame video and an AVI with B-frames (decord cannot seek in it).
+a 3-frame video and an AVI with B-frames (decord cannot seek in it), which the data modules
+report and leave out.
 
 With ``content="numbers"`` the pixels encode the frame number (:func:`number_frame`,
-:func:`read_number`), so tests can check that a decoded clip holds the frames the sampler chose.
-``content="texture"`` is a panning random texture (realistic for codec and benchmark speed).
+:func:`read_number`), so a decoded clip shows which frames it holds. ``content="texture"`` is a
+panning random texture (realistic for codec and decoding speed).
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def encode_avi(
     b_frames: int = 0,
 ) -> None:
     """Write an mpeg4 .avi of ``length`` frames (number-coded or texture)."""
-    from vidgen.data.video import write_video
+    from vidgen.outputs import write_video
 
     if content == "numbers":
         frames = np.stack([number_frame(i, width, height) for i in range(length)])
@@ -104,10 +108,12 @@ class Corpus:
     test_groups: dict[int, set[int]] = field(default_factory=dict)  # fold -> test groups
 
     def path(self, rel: str) -> Path:
+        """The file of a video named by its path relative to ``video_dir``."""
         return self.video_dir / rel
 
 
 def rel_path(cls: str, group: int, clip: int) -> str:
+    """``<Class>/v_<Token>_gXX_cYY.avi``, as UCF101 names a clip (and its lists spell it)."""
     token = FILE_TOKEN.get(cls, cls)
     return f"{cls}/v_{token}_g{group:02d}_c{clip:02d}.avi"
 
@@ -157,27 +163,8 @@ def make_corpus(
                 w, h = (320, 240) if len(jobs) < big else size
                 corpus.lengths[rel] = length
                 jobs.append((str(video_dir / rel), length, w, h, fps, content, seed + len(jobs), 0))
-    listed_extra: list[str] = []
     if quirks:
-        # extra clips (c90+) in the training groups of every fold (groups 7.. are never test)
-        g = groups
-        extra = {
-            "zero_byte": rel_path(classes[0], g, 91),
-            "truncated": rel_path(classes[1], g, 92),
-            "header_only": rel_path(classes[2], g, 93),
-            "garbage": rel_path(classes[3], g, 94),
-            "missing": rel_path(classes[4], g, 95),
-            "short": rel_path(classes[0], g, 96),
-            "b_frames": rel_path(classes[1], g, 97),
-        }
-        corpus.quirks = extra
-        jobs.append((str(video_dir / extra["truncated"]), 60, *size, fps, content, 1, 0))
-        jobs.append((str(video_dir / extra["header_only"]), 30, *size, fps, content, 2, 0))
-        jobs.append((str(video_dir / extra["short"]), 3, *size, fps, content, 3, 0))
-        jobs.append((str(video_dir / extra["b_frames"]), 40, *size, fps, content, 4, 2))
-        corpus.lengths[extra["short"]] = 3
-        corpus.lengths[extra["b_frames"]] = 40
-        listed_extra = [v for k, v in extra.items()]
+        jobs += quirk_jobs(corpus, groups, size, fps, content)
     if workers > 1:
         import multiprocessing as mp
 
@@ -187,14 +174,46 @@ def make_corpus(
         for job in jobs:
             _write_job(job)
     if quirks:
-        (video_dir / extra["zero_byte"]).write_bytes(b"")
-        data = (video_dir / extra["truncated"]).read_bytes()
-        (video_dir / extra["truncated"]).write_bytes(data[: len(data) // 2])
-        data = (video_dir / extra["header_only"]).read_bytes()
-        (video_dir / extra["header_only"]).write_bytes(data[:600])
-        (video_dir / extra["garbage"]).write_bytes(np.random.default_rng(5).bytes(20_000))
-    write_lists(corpus, groups, listed_extra)
+        damage_quirks(corpus)
+    write_lists(corpus, groups, list(corpus.quirks.values()))
     return corpus
+
+
+def quirk_jobs(
+    corpus: Corpus, groups: int, size: tuple[int, int], fps: int, content: str
+) -> list[tuple]:
+    """Name the problem clips (c90+, in the last group: never a test group) in
+    ``corpus.quirks`` and return the encoding jobs of those that start as real videos."""
+    classes, g = corpus.classes, groups
+    extra = {
+        "zero_byte": rel_path(classes[0], g, 91),
+        "truncated": rel_path(classes[1], g, 92),
+        "header_only": rel_path(classes[2], g, 93),
+        "garbage": rel_path(classes[3], g, 94),
+        "missing": rel_path(classes[4], g, 95),
+        "short": rel_path(classes[0], g, 96),
+        "b_frames": rel_path(classes[1], g, 97),
+    }
+    corpus.quirks = extra
+    corpus.lengths[extra["short"]] = 3
+    corpus.lengths[extra["b_frames"]] = 40
+    where = {name: str(corpus.video_dir / rel) for name, rel in extra.items()}
+    return [
+        (where["truncated"], 60, *size, fps, content, 1, 0),
+        (where["header_only"], 30, *size, fps, content, 2, 0),
+        (where["short"], 3, *size, fps, content, 3, 0),
+        (where["b_frames"], 40, *size, fps, content, 4, 2),
+    ]
+
+
+def damage_quirks(corpus: Corpus) -> None:
+    """Make the problem clips what their names say (empty, cut short, garbage)."""
+    path = {name: corpus.video_dir / rel for name, rel in corpus.quirks.items()}
+    path["zero_byte"].write_bytes(b"")
+    data = path["truncated"].read_bytes()
+    path["truncated"].write_bytes(data[: len(data) // 2])
+    path["header_only"].write_bytes(path["header_only"].read_bytes()[:600])
+    path["garbage"].write_bytes(np.random.default_rng(5).bytes(20_000))
 
 
 def write_lists(corpus: Corpus, groups: int, extra: list[str]) -> None:

@@ -1,0 +1,109 @@
+"""What a packaged config's model does, in a few numbers: the behaviour record that a refactor
+must keep (``tests/test_behaviour.py``; ``tests/data/behaviour.json`` holds the record).
+
+Each packaged config's model is built through the CLI with the tiny overlay, small enough for a
+test (32 px, random backbone weights, small heads for the 224 px configs), seeded, and run on a
+seeded clip: its output at initialisation and after two optimiser steps on that clip. A
+predictor's output is its rollout; a VAE's its reconstruction from mu and a seeded prior sample.
+Each output frame is summarised by its projections on fixed random directions: equal digests
+mean equal frames (to float rounding), and the file stays small.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from vidgen.cli import CONFIG_DIR, TINY, build
+from vidgen.models.base import VideoModule
+
+RECORD = Path(__file__).parent / "data" / "behaviour.json"
+SIZE = 32  # frame side of every digest run
+STEPS = 2  # optimiser steps between the two digests
+PROJECTIONS = 4  # random directions each frame is projected on
+SMALL = {  # config -> overrides that fit its model into SIZE px and a test's time
+    "predictor_paper.yaml": [
+        "--model.init_args.core.init_args.hidden_size=48",
+        "--model.init_args.head.init_args.channels=3",
+        "--model.init_args.head.init_args.base_size=4",
+        "--model.init_args.head.init_args.kernel_size=13",
+    ],
+    "predictor.yaml": ["--model.init_args.max_flow=4"],
+    "vae_paper.yaml": [
+        "--model.init_args.encoder.init_args.hidden_size=32",
+        "--model.init_args.decoder.init_args.hidden_size=48",
+        "--model.init_args.head.init_args.channels=3",
+        "--model.init_args.head.init_args.base_size=4",
+        "--model.init_args.head.init_args.kernel_size=13",
+        "--model.init_args.z_dim=8",
+    ],
+    "vae.yaml": [
+        "--model.init_args.encoder.init_args.hidden_size=32",
+        "--model.init_args.decoder.init_args.hidden_size=48",
+        "--model.init_args.head.init_args.channels=3",
+        "--model.init_args.head.init_args.kernel_sizes=[13,5]",
+        "--model.init_args.head.init_args.base_sizes=[4,4]",
+        "--model.init_args.z_dim=8",
+    ],
+}
+
+
+def packaged_configs() -> list[str]:
+    """Every packaged config's file name."""
+    return sorted(path.name for path in CONFIG_DIR.glob("*.yaml"))
+
+
+def small_model(config: str) -> VideoModule:
+    """``config``'s model, built through the CLI with the tiny overlay at :data:`SIZE` px."""
+    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
+    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, [])]
+    return build(config, *args).model
+
+
+def digest(video: Tensor) -> list:
+    """``(B, T, C, H, W)`` -> ``(B, T, PROJECTIONS)`` as nested lists: each frame's
+    projections on fixed random directions."""
+    generator = torch.Generator().manual_seed(1234)
+    directions = torch.randn(video[0, 0].numel(), PROJECTIONS, generator=generator)
+    return (video.detach().flatten(2).double() @ directions.double()).tolist()
+
+
+def outputs(model, video: Tensor) -> dict[str, list]:
+    """The model's outputs on ``video``, in eval mode, digested."""
+    model.eval()
+    with torch.no_grad():
+        if hasattr(model, "posterior"):  # a VAE: its reconstruction and a prior sample
+            generator = torch.Generator().manual_seed(7)
+            context = video[:, :1] if getattr(model, "condition_frames", 0) else None
+            sample = model.sample(2, video.shape[1], generator=generator, context=context)
+            return {"reconstruction": digest(model.reconstruct(video)), "sample": digest(sample)}
+        return {"rollout": digest(model(video[:, :4], video.shape[1] - 4))}
+
+
+def behaviour(config: str) -> dict[str, dict[str, list]]:
+    """``config``'s model outputs at initialisation and after :data:`STEPS` optimiser steps."""
+    torch.manual_seed(0)
+    model = small_model(config)
+    video = torch.rand(2, 8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    record = {"init": outputs(model, video)}
+    optimizer = model.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    model.train()
+    torch.manual_seed(1)
+    for step in range(STEPS):
+        optimizer.zero_grad()
+        model.training_step({"video": video}, step).backward()
+        optimizer.step()
+    record["trained"] = outputs(model, video)
+    return record
+
+
+if __name__ == "__main__":  # write the record (run at the commit whose behaviour it keeps)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    RECORD.write_text(json.dumps({c: behaviour(c) for c in packaged_configs()}))
+    print(f"wrote {RECORD}")

@@ -1,0 +1,65 @@
+"""No packaged config's training step or rollout forces a host synchronisation.
+
+On a GPU every op that reads a tensor's value on the host (``.item()``, ``bool(tensor)``, a
+Python branch on a value, ``nonzero``, boolean-mask indexing, data-dependent shapes) stalls the
+step until the device drains. On the CPU they show up as ATen ops, counted here under a
+dispatch mode. The optimiser step is left out: Adam keeps its step counters on the host.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from behaviour import SIZE, packaged_configs, small_model
+from torch.utils._python_dispatch import TorchDispatchMode
+
+SYNCING = {
+    "aten::_local_scalar_dense",
+    "aten::nonzero",
+    "aten::masked_select",
+    "aten::_unique2",
+    "aten::unique_consecutive",
+    "aten::repeat_interleave",
+}
+"""ATen ops whose result on the host depends on tensor values."""
+
+
+class SyncCounter(TorchDispatchMode):
+    """Counts the :data:`SYNCING` ops dispatched while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func._schema.name
+        if name in SYNCING:
+            self.ops[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_counter_sees_syncs():
+    with SyncCounter() as counter:
+        x = torch.rand(4)
+        x.sum().item()
+        (x > 0.5).nonzero()
+    assert counter.ops["aten::_local_scalar_dense"] >= 1 and counter.ops["aten::nonzero"] >= 1
+
+
+@pytest.mark.parametrize("config", packaged_configs())
+def test_no_host_sync_in_a_training_step_or_a_rollout(config):
+    model = small_model(config).train()
+    video = torch.rand(2, 8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    with SyncCounter() as counter:
+        model.training_step({"video": video}, 0).backward()
+    assert not counter.ops, f"training step: {dict(counter.ops)}"
+    model.eval()
+    with SyncCounter() as counter, torch.no_grad():
+        if hasattr(model, "split"):  # a predictor: a rollout from 4 true frames
+            model(video[:, :4], 4)
+        else:  # a VAE: a reconstruction and a prior sample
+            model.reconstruct(video)
+            model.sample(2, 8, context=model.context(video))
+    assert not counter.ops, f"evaluation: {dict(counter.ops)}"

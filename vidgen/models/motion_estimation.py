@@ -1,0 +1,227 @@
+"""Estimating motion from frames: block matching, the velocity seen in context frames, and
+motion layers that explain a velocity field by a few motions.
+
+Block matching compares each pixel's neighbourhood (a ``patch`` x ``patch`` block, sum of
+absolute RGB differences) with the frame ``k`` steps earlier at every integer displacement up to
+``radius``; the best is its displacement, divided by ``k`` a velocity. Ties (flat regions, where
+every displacement matches) go to the smallest displacement, so a uniform background stays put.
+The search runs one displacement at a time with a running minimum: memory ``O(N H W)``, time
+``(2 radius + 1)**2`` block comparisons. With ``subpixel`` a parabola through each pixel's cost
+at its best displacement and the two next to it along each axis refines it to a fraction of a
+pixel: small errors add up over a long rollout. :func:`observed_velocity` takes a 3 x 3 median of
+the result against isolated wrong matches.
+
+Motion layers (Wang & Adelson 1994): block matching gives every pixel its own velocity, and the
+velocities of one object's pixels differ by fractions of a pixel; extrapolated over many steps
+those differences tear the object apart. A scene is mostly a few things moving rigidly, so
+:func:`motion_layers` replaces the field by ``layers`` motions, each pixel taking the one that
+explains its own velocity best. The first layer, the camera's, is affine,
+``v(x, y) = A [x, y, 1]`` (pan, zoom, rotation); the others are translations (an affine fit to a
+small thing's pixels leans on its worst matches and stretches it). Fitting is k-means with these
+models: the first layer is the confidence-weighted least-squares fit to the whole field, each
+next one starts as the velocity of the confident pixel worst explained so far; then pixels are
+assigned to the nearest layer and each layer refitted to its pixels, ``iterations`` times.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidgen.models.motion_transport import grid
+
+TIE_BREAK = 1e-3  # cost per pixel of displacement: among equal matches, the shortest wins
+NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, for the parabolas
+EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subpixel offset
+RIDGE = 1e-3  # regularises each layer's least-squares fit (a layer with few or collinear pixels)
+UNSURE = 1e-4  # confidence added everywhere: pixels without texture still count, a little
+FIT_PIXELS = 4096  # the layers are fitted on at most about this many pixels of a frame
+
+
+def block_costs(padded: Tensor, later: Tensor, radius: int, dx: int, dy: int, patch: int) -> Tensor:
+    """Mean absolute difference ``(N, 1, H, W)`` of each ``patch`` x ``patch`` block of
+    ``later`` and the block of the earlier frame displaced by ``(dx, dy)``; ``padded`` is that
+    frame with ``radius`` replicated pixels on every side (``|dx|, |dy| <= radius``)."""
+    h, w = later.shape[-2:]
+    shifted = padded[:, :, radius - dy : radius - dy + h, radius - dx : radius - dx + w]
+    cost = (shifted - later).abs().sum(1, keepdim=True)
+    return F.avg_pool2d(cost, patch, 1, patch // 2, count_include_pad=False)
+
+
+@torch.no_grad()
+def block_match(
+    earlier: Tensor, later: Tensor, radius: int, patch: int = 5, subpixel: bool = False
+) -> Tensor:
+    """Backward flow ``(N, 2, H, W)`` (dx, dy) in pixels: pixel ``p`` of ``later``
+    ``(N, C, H, W)`` best matches ``earlier`` at ``p - flow(p)``, ``|dx|, |dy| <= radius``;
+    whole pixels, or refined by parabolas to a fraction of one with ``subpixel``.
+
+    ``warp(earlier, flow)`` (:func:`warp`) rebuilds ``later`` where the
+    match is exact. Borders repeat. With ``subpixel`` the costs next to each pixel's best so
+    far are kept as the search goes (the row of costs before is held): one pass.
+    """
+    if radius < 0 or patch < 1 or patch % 2 == 0:
+        raise ValueError(f"radius must be >= 0 and patch odd, got {radius}, {patch}")
+    n, _, h, w = later.shape
+    padded = F.pad(earlier, (radius,) * 4, mode="replicate")
+    best = later.new_full((n, 1, h, w), float("inf"))
+    flow = later.new_zeros(n, 2, h, w)
+    if subpixel:  # the costs next to each pixel's best so far (NaN: not seen / out of range)
+        nan = best.new_full((n, 1, h, w), float("nan"))
+        near = nan.expand(len(NEIGHBOURS), -1, -1, -1, -1).clone()
+    row_before: list[Tensor] = []
+    for dy in range(-radius, radius + 1):
+        row: list[Tensor] = []
+        for dx in range(-radius, radius + 1):
+            raw = block_costs(padded, later, radius, dx, dy, patch)
+            if subpixel:  # this displacement is right of / below some pixels' best so far
+                near[1] = torch.where(at(flow, dx - 1, dy), raw, near[1])
+                near[3] = torch.where(at(flow, dx, dy - 1), raw, near[3])
+            cost = raw + TIE_BREAK * (dx * dx + dy * dy) ** 0.5
+            better = cost < best
+            best = torch.where(better, cost, best)
+            flow[:, 0:1] = torch.where(better, float(dx), flow[:, 0:1])
+            flow[:, 1:2] = torch.where(better, float(dy), flow[:, 1:2])
+            if subpixel:  # a new best: the costs left of and above it are known, not yet the rest
+                near[0] = torch.where(better, row[-1] if row else nan, near[0])
+                near[2] = torch.where(better, row_before[len(row)] if row_before else nan, near[2])
+                near[1] = torch.where(better, nan, near[1])
+                near[3] = torch.where(better, nan, near[3])
+                row.append(raw)
+        row_before = row
+    if not subpixel:
+        return flow
+    best = best - TIE_BREAK * flow.norm(dim=1, keepdim=True)
+    return flow + parabola_offsets(near, best)
+
+
+def at(flow: Tensor, dx: int, dy: int) -> Tensor:
+    """Where ``flow`` ``(N, 2, H, W)`` is the displacement ``(dx, dy)``: ``(N, 1, H, W)``."""
+    return (flow[:, 0:1] == dx) & (flow[:, 1:2] == dy)
+
+
+def parabola_offsets(near: Tensor, best: Tensor) -> Tensor:
+    """Offsets ``(N, 2, H, W)`` in ``[-0.5, 0.5]`` from each pixel's whole-pixel match to the
+    minimum of the parabola through its block costs at the displacements next to it (``near``,
+    ``(4, N, 1, H, W)`` in :data:`NEIGHBOURS` order, NaN out of range) and at it (``best``), per
+    axis; 0 where a neighbour is out of range, the costs are flat or the match is exact (a
+    block found unchanged moved by whole pixels)."""
+    offsets = []
+    for minus, plus in (near[0], near[1]), (near[2], near[3]):
+        curvature = minus + plus - 2 * best
+        offset = (0.5 * (minus - plus) / curvature.clamp_min(1e-6)).clamp(-0.5, 0.5)
+        fits = torch.isfinite(curvature) & (curvature > 1e-4) & (best > EXACT)
+        offsets.append(torch.where(fits, offset, torch.zeros_like(offset)))
+    return torch.cat(offsets, 1)
+
+
+def median3(flow: Tensor) -> Tensor:
+    """3 x 3 median of each channel of ``(N, C, H, W)`` (borders repeat)."""
+    n, c, h, w = flow.shape
+    blocks = F.pad(flow, (1, 1, 1, 1), mode="replicate").unfold(2, 3, 1).unfold(3, 3, 1)
+    return blocks.reshape(n, c, h, w, 9).median(-1).values
+
+
+def texture(frames: Tensor, patch: int = 5) -> Tensor:
+    """How much texture each pixel's block has: the ``patch`` x ``patch`` mean of the absolute
+    spatial differences of ``frames`` ``(N, C, H, W)``, summed over channels, ``(N, 1, H, W)``.
+    0 on flat regions, where block matching cannot see motion (every displacement ties)."""
+    dx = F.pad((frames[..., :, 1:] - frames[..., :, :-1]).abs(), (0, 1))
+    dy = F.pad((frames[..., 1:, :] - frames[..., :-1, :]).abs(), (0, 0, 0, 1))
+    energy = (dx + dy).sum(1, keepdim=True)
+    return F.avg_pool2d(energy, patch, 1, patch // 2, count_include_pad=False)
+
+
+def pool_flow(flow: Tensor, frames: Tensor, size: tuple[int, int]) -> Tensor:
+    """``flow`` ``(N, 2, H, W)`` averaged over a ``size`` grid, each pixel weighted by the
+    :func:`texture` of ``frames`` there: a cell's motion is that of what can be seen moving in it,
+    not diluted by the flat regions (a shape's inside, a black background) that tie at 0. Cells
+    without texture get 0."""
+    weight = texture(frames)
+    total = F.adaptive_avg_pool2d(weight * flow, size)
+    mass = F.adaptive_avg_pool2d(weight, size)
+    return torch.where(mass > 1e-6, total / mass.clamp_min(1e-6), torch.zeros_like(total))
+
+
+def observed_velocity(frames: Tensor, span: int, max_speed: float, patch: int = 5) -> Tensor:
+    """Per-step backward flow ``(B, 2, H, W)`` of the last of ``frames`` ``(B, T, C, H, W)``:
+    its subpixel block-matched displacement from ``min(span, T - 1)`` frames earlier, 3 x 3
+    median-filtered, divided by that many steps (zeros when ``T == 1``). Speeds up to
+    ``max_speed`` pixels a step are found."""
+    k = min(span, frames.shape[1] - 1)
+    if k < 1:
+        return frames.new_zeros(frames.shape[0], 2, *frames.shape[-2:])
+    radius = math.ceil(k * max_speed)
+    return median3(block_match(frames[:, -1 - k], frames[:, -1], radius, patch, True)) / k
+
+
+def affine_basis(h: int, w: int, like: Tensor) -> Tensor:
+    """``(H * W, 3)``: each pixel's ``[x, y, 1]``, ``x`` and ``y`` centred and in frame widths."""
+    ys, xs = grid(h, w, like)
+    return torch.stack([(xs - w / 2) / w, (ys - h / 2) / h, torch.ones_like(xs)], -1).flatten(0, 1)
+
+
+def fit_motion(basis: Tensor, velocity: Tensor, weight: Tensor, affine: bool) -> Tensor:
+    """Weighted least-squares motions ``(N, 3, 2)`` (as ``A`` above) of ``velocity``
+    ``(N, P, 2)`` at ``basis`` ``(P, 3)`` with pixel weights ``weight`` ``(N, P)``: affine
+    (ridge :data:`RIDGE`), or a translation (the weighted mean velocity)."""
+    if not affine:
+        mean = (velocity * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp_min(RIDGE)
+        return F.pad(mean[:, None], (0, 0, 2, 0))  # zero rows for x and y
+    weighted = basis * weight[..., None]  # (N, P, 3)
+    gram = weighted.transpose(1, 2) @ basis + RIDGE * torch.eye(
+        3, dtype=basis.dtype, device=basis.device
+    )
+    return torch.linalg.solve(gram, weighted.transpose(1, 2) @ velocity)
+
+
+@torch.no_grad()
+def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations: int = 8) -> Tensor:
+    """``velocity`` ``(N, 2, H, W)`` with each pixel's velocity replaced by that of its motion
+    layer: ``layers`` motions fitted per clip, weighted by ``confidence`` ``(N, 1, H, W)``,
+    e.g. :func:`texture`. A field made of one affine motion and at most
+    ``layers - 1`` translations comes back unchanged (up to the ridge). Frames of more than
+    :data:`FIT_PIXELS` pixels are fitted on an evenly strided subset of them, then every pixel
+    is assigned."""
+    if layers < 1 or iterations < 0:
+        raise ValueError(f"layers must be >= 1 and iterations >= 0, got {layers}, {iterations}")
+    n, _, h, w = velocity.shape
+    every = affine_basis(h, w, velocity.float())  # solved in float32 whatever the precision
+    everywhere = velocity.float().flatten(2).transpose(1, 2)  # (N, P, 2)
+    stride = math.ceil(math.sqrt(h * w / FIT_PIXELS))
+    rows, columns = (torch.arange(0, size, stride, device=velocity.device) for size in (h, w))
+    keep = (rows[:, None] * w + columns).flatten()
+    clips = torch.arange(n, device=velocity.device)
+    basis, field = every[keep], everywhere[:, keep]
+    weight = confidence.float().flatten(1)[:, keep] + UNSURE
+    models = [fit_motion(basis, field, weight, affine=True)]
+    residual = (basis @ models[0] - field).norm(dim=-1)  # how badly the best layer so far fits
+    for _ in range(layers - 1):  # seed: the confident pixel worst explained so far
+        worst = (residual * weight).argmax(1)
+        seed = torch.zeros_like(models[0])
+        seed[:, 2] = field[clips, worst]
+        models.append(seed)
+        residual = torch.minimum(residual, (basis @ seed - field).norm(dim=-1))
+    stacked = torch.stack(models, 1)  # (N, K, 3, 2)
+    ids = torch.arange(layers, device=velocity.device)  # one-hot by comparison: no host sync
+    for _ in range(iterations):
+        member = (assign(basis, field, stacked)[..., None] == ids).to(weight) * weight[..., None]
+        refits = []
+        for k in range(layers):
+            alive = (member[..., k].sum(1) > UNSURE)[:, None, None]
+            refit = fit_motion(basis, field, member[..., k], affine=k == 0)
+            refits.append(torch.where(alive, refit, stacked[:, k]))
+        stacked = torch.stack(refits, 1)
+    chosen = stacked[clips[:, None], assign(every, everywhere, stacked)]  # (N, P, 3, 2)
+    out = (every[None, :, None] @ chosen)[:, :, 0]  # (N, P, 2)
+    return out.transpose(1, 2).reshape(n, 2, h, w).to(velocity.dtype)
+
+
+def assign(basis: Tensor, field: Tensor, models: Tensor) -> Tensor:
+    """Each pixel's layer ``(N, P)``: the one of ``models`` ``(N, K, 3, 2)`` whose motion at it
+    is nearest its velocity in ``field`` ``(N, P, 2)``."""
+    predicted = torch.einsum("pi,nkij->nkpj", basis, models)
+    return (predicted - field[:, None]).norm(dim=-1).argmin(1)

@@ -19,27 +19,33 @@ import torch
 from tiny import tiny_predictor, tiny_vae
 
 from vidgen import ShapesDataModule
+from vidgen.data import ShardDataModule
+from vidgen.data.shards import write_shards
 from vidgen.data.ucf101 import UCF101DataModule
 
-RUNS = ("predictor-ucf101", "vae-ucf101", "predictor-shapes", "vae-shapes")
+RUNS = ("predictor-ucf101", "vae-ucf101", "predictor-shapes", "vae-shapes", "predictor-shards")
 DATA = dict(frames=4, image_size=16, batch_size=1, num_workers=0)
 
 
 def build(run: str, corpus: str, cache: str) -> tuple[L.LightningModule, L.LightningDataModule]:
     """The tiny model and data of ``run``: ``<model>-<data>`` (predictor or vae, ucf101 with the
-    frame cache in ``cache``, or shapes)."""
+    frame cache in ``cache``, shapes, or shards of the ucf101 data in ``cache/shards``, written
+    here by whichever rank gets there first while the other waits)."""
     model_name, data_name = run.split("-")
     model = tiny_predictor() if model_name == "predictor" else tiny_vae(frames=DATA["frames"])
-    if data_name == "ucf101":  # fold 1 of the tiny corpus: 4 train, 2 val, 4 test videos
+    if data_name in ("ucf101", "shards"):  # fold 1 of the tiny corpus: 4 train, 2 val, 4 test
         data = UCF101DataModule(
             corpus,
-            frame_cache=True,
+            frame_cache=data_name == "ucf101",
             cache_dir=cache,
             val_fraction=0.2,
             index_workers=1,
             progress=False,
             **DATA,
         )
+        if data_name == "shards":
+            write_shards(data, f"{cache}/shards", workers=1, videos_per_part=4, progress=False)
+            data = ShardDataModule(f"{cache}/shards", **DATA)
     else:
         data = ShapesDataModule(num_train=4, num_val=2, num_test=4, video_length=8, **DATA)
     return model, data

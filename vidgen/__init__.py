@@ -2,6 +2,7 @@
 
 from vidgen.data import (
     ShapesDataModule,
+    ShardDataModule,
     TexturedDataModule,
     UCF101DataModule,
     VideoDataModule,
@@ -23,6 +24,7 @@ __all__ = [
     "MotionVAE",
     "MultiScaleHead",
     "ShapesDataModule",
+    "ShardDataModule",
     "TexturedDataModule",
     "UCF101DataModule",
     "VideoDataModule",

@@ -217,7 +217,8 @@ def build(config: str | os.PathLike, *overrides: str) -> VidgenCLI:
 
 
 def entry_point(args: list[str] | None = None) -> None:
-    """The ``vidgen`` console script and ``python -m vidgen``: exit status 0 on success, 2 and
+    """The ``vidgen`` console script and ``python -m vidgen`` (``vidgen prepare ...``: LitData
+    shards, :mod:`vidgen.prepare`): exit status 0 on success, 2 and
     ``vidgen: error: <message>`` on stderr for a user error (:mod:`vidgen.errors`); ``--debug``
     anywhere on the line, or ``VIDGEN_DEBUG=1``, shows its traceback."""
     args = sys.argv[1:] if args is None else list(args)
@@ -225,7 +226,12 @@ def entry_point(args: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     argv, sys.argv = sys.argv, [sys.argv[0], *args]  # LightningCLI reads the command line
     try:
-        main()
+        if args[:1] == ["prepare"]:  # not a Trainer method: its own parser (vidgen/prepare.py)
+            from vidgen.prepare import main as prepare
+
+            prepare(args[1:])
+        else:
+            main()
     except VidgenUserError as err:
         if debug:
             raise

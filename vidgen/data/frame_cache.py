@@ -10,8 +10,11 @@ frame (12 KB at 64 px, 37 KB at 112 px; all of UCF101's ~2.5 million frames take
 64 px), checked against the free space before anything is written.
 
 Files are stamped with their source's size and mtime in ``manifest.json``: a changed video is
-decoded again, an unchanged one never. A video that fails to decode is recorded and read by the
-fallback reader (the decoder) during the epoch, where the dataset's failure handling applies.
+decoded again, an unchanged one never. Each stamp is also journaled (:mod:`vidgen.data.journal`)
+just before its file is moved into place, so a build killed at any point (SIGKILL included)
+loses no finished video: the next build decodes only the videos whose file was not in place.
+A video that fails to decode is recorded and read by the fallback reader (the decoder) during
+the epoch, where the dataset's failure handling applies.
 
 Builders share a cache directory safely: a build holds an inter-process lock on its ``.lock``
 file (:class:`~vidgen.data.locking.FileLock`) from reading the manifest to its last save, so a
@@ -29,22 +32,24 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from vidgen.data.decoders import FrameReader, VideoError, VideoInfo, make_reader
+from vidgen.data.journal import Journal
 from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+JOURNAL = "journal"  # entries not yet in the manifest: journal.<pid>.jsonl (vidgen.data.journal)
 LOCK = ".lock"  # held while a process builds the cache
+TMP = ".tmp_"  # files being written (what a killed build leaves is deleted by the next one)
 VERSION = 1
 CHUNK = 128  # frames decoded per reader call while building
-SAVE_EVERY = 64  # videos decoded between two manifest saves
 
 
 def frame_bytes(image_size: int) -> int:
@@ -52,27 +57,45 @@ def frame_bytes(image_size: int) -> int:
     return 3 * image_size * image_size
 
 
+def decode_video(
+    reader: FrameReader, source: str, frames: int, width: int, height: int, size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every frame of ``source`` as ``reader`` gives it at ``size``, :data:`CHUNK` frames a
+    read -> ``(frame numbers, uint8 (n, size, size, 3))`` pairs in order (raises
+    :class:`~vidgen.data.decoders.VideoError`)."""
+    for start in range(0, frames, CHUNK):
+        wanted = np.arange(start, min(frames, start + CHUNK))
+        yield wanted, reader.read(source, wanted, size, shape=(width, height))
+
+
 def _decode_job(job: tuple) -> tuple[str, str | None]:
-    """Decode one video into its cache file -> ``(source, None)`` or ``(source, error)``."""
-    source, target, frames, width, height, size, make = job
+    """Decode one video into its cache file -> ``(source, None)`` or ``(source, error)``.
+
+    The video's manifest entry (``stamp``) goes to the journal before the file is moved into
+    place, and an older file of the video is deleted first: a file in place whose entry is in
+    the journal or the manifest is whole and fresh, whenever the build was killed."""
+    source, target, frames, width, height, size, make, key, stamp, journal = job
     reader = make()
     tmp = None
     try:
+        Path(target).unlink(missing_ok=True)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=Path(target).parent, prefix=".tmp_", suffix=".npy")
+        fd, tmp = tempfile.mkstemp(dir=Path(target).parent, prefix=TMP, suffix=".npy")
         os.close(fd)
         out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (frames, size, size, 3))
-        for start in range(0, frames, CHUNK):
-            wanted = np.arange(start, min(frames, start + CHUNK))
-            out[wanted] = reader.read(source, wanted, size, shape=(width, height))
+        for wanted, decoded in decode_video(reader, source, frames, width, height, size):
+            out[wanted] = decoded
         out.flush()
         del out
+        Journal(journal).append(key, stamp)
         os.replace(tmp, target)
         return source, None
     except Exception as err:  # a bad video is recorded, never a crash
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        return source, str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+        error = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+        Journal(journal).append(key, {**stamp, "error": error})
+        return source, error
 
 
 class FrameCache:
@@ -109,24 +132,31 @@ class FrameCache:
     def _target(self, key: str) -> Path:
         return self.directory / Path(key).with_suffix(".npy")
 
+    @property
+    def journal(self) -> Journal:
+        """Entries of the videos decoded since the manifest was last saved."""
+        return Journal(self.directory / JOURNAL)
+
     def _manifest(self) -> dict[str, dict]:
+        """The saved manifest's entries and the journal's (those of a build that was killed)."""
         try:
             data = json.loads((self.directory / MANIFEST).read_text())
         except (OSError, ValueError):
-            return {}
+            data = {}
         if data.get("version") != VERSION or data.get("image_size") != self.image_size:
-            return {}
-        return data.get("videos", {})
+            data = {}
+        return {**data.get("videos", {}), **self.journal.read()}
 
-    def _save(self, updates: dict[str, dict]) -> dict[str, dict]:
-        """Merge ``updates`` into the manifest on disk (re-read now: entries another builder
-        wrote are kept) and write it atomically -> the merged entries."""
-        entries = {**self._manifest(), **updates}
+    def _save(self) -> dict[str, dict]:
+        """Write the manifest with the journal's entries atomically, then drop the journal ->
+        the entries."""
+        entries = self._manifest()
         payload = {"version": VERSION, "image_size": self.image_size, "videos": entries}
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".manifest_")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=TMP)
         with os.fdopen(fd, "w") as out:
             json.dump(payload, out)
         os.replace(tmp, self.directory / MANIFEST)
+        self.journal.clear()
         return entries
 
     def build(self, videos: Sequence[tuple[str, VideoInfo]]) -> dict[str, str]:
@@ -155,6 +185,8 @@ class FrameCache:
 
     def _build(self, videos: Sequence[tuple[str, VideoInfo]]) -> dict[str, dict]:
         """Decode the missing and stale ``videos`` (lock held) -> the manifest's entries."""
+        for leftover in self.directory.rglob(f"{TMP}*"):  # of a build killed while writing
+            leftover.unlink(missing_ok=True)
         entries = self._manifest()
         size = self.image_size
         jobs, stamps = [], {}
@@ -166,21 +198,15 @@ class FrameCache:
             fresh = cached is not None and all(cached.get(k) == v for k, v in stamps[key].items())
             if fresh and ("error" in cached or target.is_file()):
                 continue
-            jobs.append(
-                (source, str(target), info.frames, info.width, info.height, size, self.reader)
-            )
+            job = (source, str(target), info.frames, info.width, info.height, size, self.reader)
+            jobs.append((*job, key, stamps[key], str(self.journal.prefix)))
         self.decoded = len(jobs)
         if jobs:
             self._check_space(sum(job[2] for job in jobs))
             desc = f"decoding {len(jobs)} videos into the frame cache"
-            done = process_map(_decode_job, jobs, self.workers, desc, progress=self.progress)
-            updates = {}
-            for count, (source, error) in enumerate(done, 1):
-                key = self._key(source)
-                updates[key] = {**stamps[key], **({"error": error} if error else {})}
-                if count % SAVE_EVERY == 0:  # an interrupted build keeps what it decoded
-                    self._save(updates)
-            entries = self._save(updates)
+            for _ in process_map(_decode_job, jobs, self.workers, desc, progress=self.progress):
+                pass  # each job journals its entry (an interrupted build keeps what it did)
+            entries = self._save()
         return entries
 
     def _check_space(self, frames: int) -> None:

@@ -4,7 +4,9 @@ Entries are keyed by the path relative to the video folder and stamped with the 
 mtime; the cache lives beside the data, or in a cache dir when the folder is read-only. An update
 holds an inter-process lock (``<index file>.lock``, :class:`~vidgen.data.locking.FileLock`) from
 re-reading the file to rewriting it, so concurrent updates (DDP ranks, jobs sharing the data)
-serialise and merge their entries instead of overwriting each other's.
+serialise and merge their entries instead of overwriting each other's. Every probed entry is
+also journaled as it comes (:mod:`vidgen.data.journal`): an update killed before it saves the
+index loses none of them, and the next one probes only the rest.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from functools import partial
 from pathlib import Path
 
 from vidgen.data.decoders import VideoError, avi_header, probe
+from vidgen.data.journal import Journal
 from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
 
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
+TMP = ".vidgen_index_"  # index files being written (what a killed update leaves is deleted)
 
 
 def _probe_one(path: str, verify: bool = True, decoder: str | None = None) -> tuple[str, dict]:
@@ -101,23 +105,30 @@ class VideoIndex:
         self.entries: dict[str, dict] = self._load()
         self.probed = 0  # files probed by the last update (0 = all from the cache)
 
+    @property
+    def journal(self) -> Journal:
+        """Entries probed since the index file was last saved (:mod:`vidgen.data.journal`)."""
+        return Journal(self.file.with_name(self.file.name + ".journal"))
+
     def _load(self) -> dict[str, dict]:
+        """The saved entries and the journal's (those of an update that was killed)."""
         try:
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
-            return {}
+            data = {}
         if data.get("version") != INDEX_VERSION:
-            return {}
-        return data.get("videos", {})
+            data = {}
+        return {**data.get("videos", {}), **self.journal.read()}
 
     def _save(self) -> None:
         payload = {"version": INDEX_VERSION, "root": str(self.video_dir), "videos": self.entries}
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".vidgen_index_")
+            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=TMP)
             with os.fdopen(fd, "w") as out:
                 json.dump(payload, out)
             os.replace(tmp, self.file)
+            self.journal.clear()
         except OSError as err:
             log.warning("could not write the video index cache %s: %s", self.file, err)
 
@@ -145,6 +156,8 @@ class VideoIndex:
     def update(self, paths: Sequence[Path]) -> dict[Path, dict]:
         """Info dicts (``frames, fps, width, height, seekable`` or ``error``) of ``paths``."""
         with self._locked():
+            for leftover in self.file.parent.glob(f"{TMP}*"):  # of an update that was killed
+                leftover.unlink(missing_ok=True)
             self.entries = {**self.entries, **self._load()}  # what another process added
             return self._update(paths)
 
@@ -163,9 +176,13 @@ class VideoIndex:
                 stale.append(path)
         self.probed = len(stale)
         if stale:
+            journal = self.journal
             for path, info in self._probe(stale):
                 size, mtime = stamps[Path(path)]
-                self.entries[self.key(Path(path))] = {**info, "size": size, "mtime_ns": mtime}
+                key = self.key(Path(path))
+                self.entries[key] = {**info, "size": size, "mtime_ns": mtime}
+                with contextlib.suppress(OSError):  # unwritable: _save warns
+                    journal.append(key, self.entries[key])  # kept if this process is killed
             self._save()
         return {path: self.entries[self.key(path)] for path in paths}
 

@@ -95,7 +95,7 @@ class VideoClips(Dataset):
                     raise
                 source = (source + cpv) % len(self)
         ids = self.offsets[self.video_number(source)] + np.asarray(numbers, dtype=np.int64)
-        # numpy's transpose copy: torch's permute().contiguous() on uint8 was 10-50x slower here
+        # numpy's transpose copy: torch's permute().contiguous() on uint8 is much slower here
         return source, ids, np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
 
     def video_number(self, item: int) -> int:

@@ -65,12 +65,12 @@ class VideoFileDataModule(VideoDataModule):
         index_workers: processes probing videos while indexing and decoding them into the
             frame cache (default: all cores, up to 8).
         verify_videos: decode the last frames of every video while indexing. Off (default),
-            complete AVI files are indexed from their headers (50x faster) and only the others
+            complete AVI files are indexed from their headers (no decoding) and only the others
             (truncated, other containers) are decoded; a corrupt payload then shows up as a
             logged, replaced decode failure during the epoch instead of at index time.
         frame_cache: decode every video once at ``image_size`` into uint8 ``.npy`` files in
-            ``cache_dir`` (:meth:`frame_cache_dir`) and read clips from them: several times the
-            clips/s of decoding each clip (``benchmarks/results/ucf101_cpu.md``), the same pixels,
+            ``cache_dir`` (:meth:`frame_cache_dir`) and read clips from them: faster than decoding
+            each clip (``docs/results.md`` has the measurements), the same pixels,
             ``3 * image_size**2`` bytes of disk a frame (see :mod:`vidgen.data.frame_cache`).
         progress: show progress bars while indexing and caching.
         **kwargs: the :class:`~vidgen.data.datamodule.VideoDataModule` arguments (``frames``,

@@ -1,13 +1,12 @@
 """Decoded-frame cache: each video decoded once at the training size, then read by memory map.
 
-decord spends about 5 ms on an 8-frame clip of a 320x240 UCF101-style AVI (open, seek to the
-keyframe, decode forward, resize), whatever the clip's size; that caps a DataLoader worker near
-200 clips/s. With ``frame_cache=True`` (any :class:`~vidgen.data.VideoFileDataModule`)
+Decoding a clip costs opening the file, seeking to a keyframe, decoding forward and resizing,
+whatever the clip's size; that caps what a DataLoader worker delivers (``docs/results.md``).
+With ``frame_cache=True`` (any :class:`~vidgen.data.VideoFileDataModule`)
 every video is decoded once, by the clip reader itself (same decoder, resize and crop), into a
 uint8 ``(frames, S, S, 3)`` ``.npy`` file; a clip is then a copy of its frames out of a memory
 map (pixel-identical to what the reader returns). The price is disk: ``3 * S * S`` bytes a
-frame (12 KB at 64 px, 37 KB at 112 px; all of UCF101's ~2.5 million frames take ~30 GB at
-64 px), checked against the free space before anything is written.
+frame, checked against the free space before anything is written.
 
 Files are stamped with their source's size and mtime in ``manifest.json``: a changed video is
 decoded again, an unchanged one never. Each stamp is also journaled (:mod:`vidgen.data.journal`)

@@ -77,7 +77,7 @@ class VideoIndex:
 
     Entries are keyed by the path relative to ``video_dir`` and stamped with the file's size and
     mtime; a changed file is probed again, an unchanged one never. ``verify=False`` (default)
-    reads complete AVI files from their headers in this process (about 0.05 ms a file) and
+    reads complete AVI files from their headers in this process (no decoding) and
     decodes only the others; ``verify=True`` decodes the last frames of every file. Decoding
     probes run in ``workers`` processes with a tqdm progress bar; the cache file is rewritten
     atomically, under a lock (``<file>.lock``) held from re-reading it to writing it, so that a

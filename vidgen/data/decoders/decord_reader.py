@@ -8,8 +8,8 @@ decord 0.6.0 facts checked against frame-number-encoded videos (``tests/test_dec
   from frame 0 up to the last wanted frame. Files with valid timestamps (XviD without B-frames,
   as UCF101's are expected to be; each file is checked anyway) are read with ``get_batch`` on
   the wanted frames, which returned the exact frames on every tested pattern, non-contiguous and
-  unsorted included; decoding a contiguous range and selecting, or seeking per frame, measured
-  within noise of it (``benchmarks/bench_ucf101.py``).
+  unsorted included; decoding a contiguous range and selecting, or seeking per frame, is no
+  faster (``benchmarks/bench_ucf101.py`` compares them).
 - ``len(vr)`` comes from the packets found and can over-report (dmlc/decord#373): the decoding
   probe decodes the last frames and clamps the count to the last one that decodes. A truncated
   file (fewer packets than its header promises) ends in a partial packet that decord "decodes"

@@ -17,8 +17,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from vidgen.cli import CONFIG_DIR, TINY, build
-
 RECORD = Path(__file__).parent / "data" / "behaviour.json"
 SIZE = 32  # frame side of every digest run
 STEPS = 2  # optimiser steps between the two digests
@@ -52,6 +50,8 @@ SMALL = {  # config -> overrides that fit its model into SIZE px and a test's ti
 
 def packaged_configs() -> list[str]:
     """Every packaged config's file name."""
+    from vidgen.cli import CONFIG_DIR  # here: SMALL is read where the CLI is not installed
+
     return sorted(path.name for path in CONFIG_DIR.glob("*.yaml"))
 
 
@@ -77,6 +77,8 @@ def outputs(model, video: Tensor) -> dict[str, list]:
 
 def behaviour(config: str) -> dict[str, dict[str, list]]:
     """``config``'s model outputs at initialisation and after :data:`STEPS` optimiser steps."""
+    from vidgen.cli import TINY, build
+
     torch.manual_seed(0)
     args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
     args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, [])]

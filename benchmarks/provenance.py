@@ -40,7 +40,7 @@ def commit() -> tuple[str, bool | None]:
     """The checkout's commit and whether tracked files differ from it (``None``: unknown)."""
     head = _git("rev-parse", "HEAD")
     if head is None:
-        return os.environ.get("VIDGEN_COMMIT", "unknown"), None
+        return os.environ.get("VIDGEN_COMMIT") or "unknown", None
     status = _git("status", "--porcelain", "--untracked-files=no")
     return head, bool(status) if status is not None else None
 

@@ -75,14 +75,20 @@ def outputs(model, video: Tensor) -> dict[str, list]:
         return {"rollout": digest(model(video[:, :4], video.shape[1] - 4))}
 
 
+def small_model(config: str, *overrides: str):
+    """``config``'s model built through the CLI with the tiny overlay at :data:`SIZE` px,
+    random backbone weights and :data:`SMALL`'s overrides (then ``overrides``)."""
+    from vidgen.cli import TINY, build  # here: SMALL is read where the CLI is not installed
+
+    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
+    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, []), *overrides]
+    return build(config, *args).model
+
+
 def behaviour(config: str) -> dict[str, dict[str, list]]:
     """``config``'s model outputs at initialisation and after :data:`STEPS` optimiser steps."""
-    from vidgen.cli import TINY, build
-
     torch.manual_seed(0)
-    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
-    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, [])]
-    model = build(config, *args).model
+    model = small_model(config)
     video = torch.rand(2, 8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
     record = {"init": outputs(model, video)}
     optimizer = model.configure_optimizers()

@@ -26,6 +26,11 @@ running :data:`GRACE_S` after it is stopped (reported as such).
     make bench-gpu                           # on the GPU machine (python benchmarks/bench_gpu.py)
     python benchmarks/bench_gpu.py --quick   # any machine: tiny sizes, every code path
 
+On this project's device machine (the repository travels, nothing is carried; its results come
+back through ``$OUT``; copy them into ``benchmarks/results/`` here)::
+
+    VIDGEN_COMMIT=<sha> PYTHONUNBUFFERED=1 make bench-gpu ARGS="--out $OUT/bench_gpu_cuda"
+
 ``--quick`` runs every row at 32 px, 2 clips, one warm-up and one timed step, compile with the
 ``eager`` backend (graph capture without code generation), and reports the CUDA-only rows
 (peak memory, host syncs) as skipped without CUDA; ``tests/test_bench_gpu.py`` runs it.

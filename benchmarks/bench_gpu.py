@@ -9,11 +9,15 @@ Rows, on one GPU:
   ``fp32``; ``bf16`` (``torch.autocast`` bf16 around the forward and loss, as Lightning's
   ``bf16-mixed``); ``channels_last`` (the models' default backbone layout); ``compile``
   (``torch.compile`` of the whole ``training_step``: backbone, core, head, motion, loss; its
-  compile seconds are reported beside it); ``cache`` (the frozen-feature cache, every frame
+  compile seconds are reported beside it; block matching runs eagerly between graphs unless
+  ``--compile-matching``: its loop over every displacement unrolls into a graph too large to
+  compile in the budget); ``cache`` (the frozen-feature cache, every frame
   cached after the warm-up: a long run's steady state);
 - **peak memory**: ``torch.cuda.max_memory_allocated`` of each throughput row;
 - **host syncs**: synchronising CUDA calls in one fp32 training step, counted as the warnings of
   ``torch.cuda.set_sync_debug_mode("warn")``, with the lines they come from;
+- **profile**: each config's training step by part (``profile_step.py``: backbone, core,
+  head, block matching, motion layers, warp, splat, hole fill, loss, backward, optimiser);
 - **deconvolution**: :class:`vidgen.models.deconv.Deconv2d` ``impl="fft"`` against ``"direct"``
   (cuDNN's transposed convolution) at the paper head's and the demo heads' sizes, fp32 and bf16
   (``bench_deconv.py``'s rows).
@@ -51,9 +55,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import profile_step
 import torch
 from bench_deconv import Config, default_configs, run_config
 from common import RESULTS, optimizer_of, synthetic_batch, timed, write_results
+from profile_step import replace_function
 from provenance import header, provenance
 from yaml_models import build_model, clip_shape, packaged, tiny_overrides
 
@@ -61,6 +67,7 @@ SETTINGS = ("fp32", "bf16", "channels_last", "cache", "compile")  # run in this 
 NO_CUDA = "skipped: no CUDA"
 QUICK_SIZE = 32  # frame side of --quick
 GRACE_S = 40.0  # a row started inside the budget is stopped this long after it
+MATCHING = "vidgen.models.motion_estimation.block_match"  # left out of compiled graphs
 
 
 def small_overrides() -> dict[str, list[str]]:
@@ -125,10 +132,15 @@ def throughput(config: str, setting: str, device: torch.device, args: argparse.N
     model = model.to(device).train()
     batch = synthetic_batch(shape, device)
     step = step_function(model, setting, device, args.compile_backend)
-    first = timed(lambda: step(batch), device)[1]  # compile happens here
-    for _ in range(args.warmup - 1):
-        step(batch)
-    times = [timed(lambda: step(batch), device)[1] for _ in range(args.steps)]
+    with contextlib.ExitStack() as stack:
+        if setting == "compile" and not args.compile_matching:
+            undo = replace_function(MATCHING, torch.compiler.disable)
+            if undo is not None:
+                stack.callback(undo)
+        first = timed(lambda: step(batch), device)[1]  # compile happens here
+        for _ in range(args.warmup - 1):
+            step(batch)
+        times = [timed(lambda: step(batch), device)[1] for _ in range(args.steps)]
     seconds = statistics.median(times)
     row = {
         "config": config,
@@ -197,6 +209,12 @@ def over_budget(signum: int, frame: Any) -> None:
     raise OverBudget
 
 
+def profile_row(config: str, device: torch.device, args: argparse.Namespace) -> dict:
+    """``config``'s training step by part (``profile_step.py``), at its own batch size."""
+    small = tiny_overrides(config, small_overrides(), QUICK_SIZE) if args.quick else []
+    return profile_step.profile(config, device, None, args.warmup, args.steps, small)
+
+
 def guarded(fn: Any, label: dict, deadline: float) -> dict:
     """``fn()``, or a row saying why not: past the time budget (not started, or stopped
     :data:`GRACE_S` after it), out of memory, an error."""
@@ -248,7 +266,10 @@ def summary(results: dict, info: dict) -> str:
         "Training step (forward + loss, backward, optimiser step) on a random uint8 batch at "
         "each config's own frame size and batch size (`--quick`: 32 px, 2 clips), random "
         "backbone weights. Frames/s = batch x frames / median step; (x): against the fp32 "
-        "row; compile: seconds of the first (compiling) step. Peak GiB: "
+        "row; compile: `torch.compile` of the whole training step"
+        + ("" if info["compile_matching"] else " (block matching eager, between graphs)")
+        + f", backend {info['compile_backend']}, and the seconds of its first (compiling) step."
+        " Peak GiB: "
         "`torch.cuda.max_memory_allocated` of the fp32 / bf16 rows. Host syncs: "
         "synchronising CUDA calls in one fp32 step (`torch.cuda.set_sync_debug_mode`).",
         "",
@@ -289,10 +310,12 @@ def summary(results: dict, info: dict) -> str:
             f"{direct['ms_median']:.2f} | {fft['ms_median']:.2f} | "
             f"{fft['speedup_vs_direct']:.2f}x | {fft['max_rel_err_vs_direct']:.1e} |"
         )
-    failed = [r for r in rows + results["syncs"] if "error" in r]
+    lines += ["", "## Training step by part", "", profile_step.EXPLAINED, ""]
+    lines += profile_step.table(results["profile"])
+    failed = [r for r in rows + results["syncs"] + results["profile"] if "error" in r]
     if failed:
         lines += ["", "## Failures", ""]
-        lines += [f"- {r['config']} {r.get('setting', 'syncs')}: {r['error']}" for r in failed]
+        lines += [f"- {r['config']} {r.get('setting', '')}: {r['error']}" for r in failed]
     sites = [r for r in results["syncs"] if r.get("where")]
     if sites:
         lines += ["", "## Where the host syncs are (file:line: count)", ""]
@@ -307,25 +330,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, any device")
     parser.add_argument("--configs", nargs="+", choices=packaged(), default=packaged())
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
-    parser.add_argument("--warmup", type=int, help="untimed steps (default 3; quick 1)")
-    parser.add_argument("--steps", type=int, help="timed steps (default 5; quick 1)")
+    parser.add_argument("--warmup", type=int, help="untimed steps (default 2; quick 1)")
+    parser.add_argument("--steps", type=int, help="timed steps (default 3; quick 1)")
     parser.add_argument(
         "--budget-s", type=float, default=400.0, help="seconds: no row starts after"
     )
     parser.add_argument("--compile-backend", help="torch.compile backend (inductor; quick eager)")
+    parser.add_argument(
+        "--compile-matching", action="store_true", help="compile block matching's loop too"
+    )
     parser.add_argument("--out", type=Path, help="results path without suffix")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
     if not cuda and not args.quick:
         parser.error("no CUDA device here: run on a GPU machine, or add --quick")
     device = torch.device("cuda" if cuda else "cpu")
-    args.warmup = max(1, args.warmup or (1 if args.quick else 3))
-    args.steps = args.steps or (1 if args.quick else 5)
+    args.warmup = max(1, args.warmup or (1 if args.quick else 2))
+    args.steps = args.steps or (1 if args.quick else 3)
     args.compile_backend = args.compile_backend or ("eager" if args.quick else "inductor")
     warnings.filterwarnings("ignore", message=".*self.log.*")
     deadline = time.perf_counter() + args.budget_s
     start = time.perf_counter()
-    results: dict[str, list[dict]] = {"throughput": [], "syncs": [], "deconv": []}
+    results: dict[str, list[dict]] = {"throughput": [], "syncs": [], "deconv": [], "profile": []}
     for setting in [s for s in SETTINGS if s in args.settings]:  # compile last: the slowest
         for config in args.configs:
             label = {"config": config, "setting": setting}
@@ -334,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             results["throughput"].append(row)
             print(f"{config} {setting}: {row.get('frames_per_s', row)}", flush=True)
-        if setting == "fp32":  # syncs and deconvolution before the optional settings' rows
+        if setting == "fp32":  # syncs, deconvolution, profile before the other settings' rows
             for config in args.configs:
                 label = {"config": config}
                 fn = lambda c=config: host_syncs(c, device, args)  # noqa: E731
@@ -342,17 +368,21 @@ def main(argv: list[str] | None = None) -> int:
             label = {"config": "deconv"}
             deconv = guarded(lambda: {"rows": deconv_rows(device, args)}, label, deadline)
             results["deconv"] = deconv.get("rows", [deconv, deconv])
+            for config in args.configs:
+                fn = lambda c=config: profile_row(c, device, args)  # noqa: E731
+                results["profile"].append(guarded(fn, {"config": config}, deadline))
     info = provenance(
         device=device.type,
         quick=args.quick,
         compile_backend=args.compile_backend,
+        compile_matching=args.compile_matching,
         warmup=args.warmup,
         steps=args.steps,
         seconds=round(time.perf_counter() - start, 1),
     )
     out = args.out or RESULTS / f"bench_gpu{'_quick' if args.quick else ''}_{device.type}"
     write_results(out, summary(results, info), {"provenance": info, **results})
-    errors = [r for r in results["throughput"] + results["syncs"] if "error" in r]
+    errors = [r for rows in results.values() for r in rows if "error" in r]
     return 1 if errors else 0
 
 

@@ -34,12 +34,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import statistics
 import sys
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -114,6 +115,35 @@ class PartTimer:
         return timed_fn
 
 
+def replace_function(
+    path: str, replacement: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Callable[[], None] | None:
+    """Put ``replacement(original)`` in place of the vidgen function ``path`` (dotted) in
+    every vidgen module that holds it (also those that imported it by name); returns what undoes
+    that, or ``None`` if there is no such function."""
+    module_name, _, name = path.rpartition(".")
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    original = getattr(module, name, None)
+    if original is None:
+        return None
+    new = replacement(original)
+    places = [
+        (holder, attr)
+        for key, holder in list(sys.modules.items())
+        if key.startswith("vidgen")
+        for attr, value in list(vars(holder).items())
+        if value is original
+    ]
+    for holder, attr in places:
+        setattr(holder, attr, new)
+
+    def undo() -> None:
+        for holder, attr in places:
+            setattr(holder, attr, original)
+
+    return undo
+
+
 @contextlib.contextmanager
 def patched(model: torch.nn.Module, timer: PartTimer) -> Iterator[list[str]]:
     """Timers around ``model``'s modules and vidgen's motion functions (every module that
@@ -121,18 +151,11 @@ def patched(model: torch.nn.Module, timer: PartTimer) -> Iterator[list[str]]:
     undo: list[Callable[[], None]] = []
     missing = []
     for path, part in FUNCTIONS.items():
-        module_name, _, name = path.rpartition(".")
-        module = sys.modules.get(module_name) or __import__(module_name, fromlist=[name])
-        original = getattr(module, name, None)
-        if original is None:
+        found = replace_function(path, lambda original, part=part: timer.wrap(part, original))
+        if found is None:
             missing.append(path)
-            continue
-        wrapped = timer.wrap(part, original)
-        for other in [m for n, m in list(sys.modules.items()) if n.startswith("vidgen")]:
-            for attr, value in list(vars(other).items()):
-                if value is original:
-                    setattr(other, attr, wrapped)
-                    undo.append(functools.partial(setattr, other, attr, original))
+        else:
+            undo.append(found)
     for attr, (part, methods) in MODULES.items():
         module = getattr(model, attr, None)
         if not isinstance(module, torch.nn.Module):
@@ -148,11 +171,18 @@ def patched(model: torch.nn.Module, timer: PartTimer) -> Iterator[list[str]]:
             step()
 
 
-def profile(config: str, device: torch.device, batch: int | None, warmup: int, steps: int) -> dict:
+def profile(
+    config: str,
+    device: torch.device,
+    batch: int | None,
+    warmup: int,
+    steps: int,
+    overrides: Sequence[str] = (),
+) -> dict:
     """Median milliseconds per part of ``steps`` training steps of ``config`` (after
-    ``warmup`` untimed ones)."""
+    ``warmup`` untimed ones; ``overrides``: CLI-style changes to the config)."""
     torch.manual_seed(0)
-    model, data = build_model(config, "--model.init_args.backbone_weights=null")
+    model, data = build_model(config, "--model.init_args.backbone_weights=null", *overrides)
     model = model.to(device).train()
     shape = clip_shape(data, batch)
     clips = synthetic_batch(shape, device)
@@ -186,26 +216,28 @@ def profile(config: str, device: torch.device, batch: int | None, warmup: int, s
     }
 
 
-def markdown(rows: list[dict], info: dict) -> str:
-    """The profile table: ms and share of the step per part, one row per config."""
-    shown = [p for p in PARTS if any(r["ms"][p] >= 0.05 for r in rows)]
+EXPLAINED = (
+    "One training step (forward with loss, backward, optimiser step) of each packaged config's "
+    "model, random backbone weights, on a random uint8 batch of B clips x S frames (`batch` "
+    "column); median over the timed steps (`steps`, after `warmup` untimed ones). Each cell: "
+    "ms (share of the step). Parts are exclusive (a timed function inside another counts once, "
+    "for itself); `other forward` is the forward's untimed rest; `-`: the config has no such "
+    "part."
+)
+
+
+def table(rows: list[dict]) -> list[str]:
+    """Markdown lines of the profile table: ms and share of the step per part, a row per
+    config."""
+    done = [r for r in rows if "ms" in r]
+    shown = [p for p in PARTS if any(r["ms"][p] >= 0.05 for r in done)]
     lines = [
-        f"# Training step by part ({info['device']})",
-        "",
-        header(info),
-        "One training step (forward with loss, backward, optimiser step) of each packaged "
-        "config's model at its own frame size, random backbone weights, on a random uint8 "
-        "batch of B clips x S frames (`batch` column); median over the timed steps "
-        "(`steps`, after `warmup` untimed ones). Each cell: ms (share of the step). Parts "
-        "are exclusive (a timed function inside another counts once, for itself); "
-        "`other forward` is the forward's untimed rest; `-`: the config has no such part.",
-        "",
         "| config | px | batch | warmup/steps | step ms | " + " | ".join(shown) + " | frames/s |",
         "|---|---|---|---|---|" + "---|" * (len(shown) + 1),
     ]
     for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['config']} | failed: {r['error']} |")
+        if "ms" not in r:
+            lines.append(f"| {r['config']} | {r.get('error') or r.get('skipped')} |")
             continue
         b, s, _, px, _ = r["shape"]
         cells = [
@@ -220,7 +252,13 @@ def markdown(rows: list[dict], info: dict) -> str:
     missing = sorted({m for r in rows for m in r.get("not_found", [])})
     if missing:
         lines += ["", "Not found (not timed): " + ", ".join(f"`{m}`" for m in missing)]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def markdown(rows: list[dict], info: dict) -> str:
+    """The profile as a results file."""
+    title = f"# Training step by part ({info['device']})"
+    return "\n".join([title, "", header(info), EXPLAINED, "", *table(rows)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from behaviour import SIZE, SMALL, packaged_configs, small_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING_THERE = ("jsonargparse", "omegaconf", "decord", "wandb", "av")
@@ -69,7 +71,28 @@ def test_quick_runs_every_row_without_the_cli_packages(tmp_path: Path) -> None:
     assert [r["skipped"] for r in results["syncs"]] == ["skipped: no CUDA"] * len(configs)
     impls = [(r["impl"], r["precision"]) for r in results["deconv"]]
     assert impls == [("direct", "fp32"), ("fft", "fp32"), ("direct", "bf16"), ("fft", "bf16")]
+    profiles = {r["config"]: r for r in results["profile"]}
+    assert set(profiles) == set(configs) and all(r["step_ms"] > 0 for r in profiles.values())
+    assert profiles["vae_demo.yaml"]["ms"]["block matching"] > 0  # the motion functions timed
     stamp = results["provenance"]
     assert stamp["quick"] and stamp["commit"] and "--quick" in stamp["command"]
     table = out.with_suffix(".md").read_text()
     assert "- commit: `" in table and "| demo_paper.yaml | 32 | 2 x 8 |" in table
+
+
+@pytest.mark.parametrize("config", packaged_configs())
+def test_models_built_without_the_cli_are_the_clis(config: str) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from yaml_models import build_model, tiny_overrides
+
+    torch.manual_seed(0)
+    model, data = build_model(config, *tiny_overrides(config, SMALL, SIZE))
+    torch.manual_seed(0)
+    expected = small_model(config)
+    assert type(model) is type(expected) and data["image_size"] == model.image_size == SIZE
+    state, expected_state = model.state_dict(), expected.state_dict()
+    assert state.keys() == expected_state.keys()
+    assert all(torch.equal(state[k], expected_state[k]) for k in state)
+    assert model.loss.weights == expected.loss.weights
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert model.optimizer(params).defaults == expected.optimizer(params).defaults

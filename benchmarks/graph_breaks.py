@@ -77,6 +77,13 @@ def markdown(rows: list[dict], info: dict) -> str:
         "separately compiled graphs with Python in between; `count`: how often that cause at "
         "that place broke the graph in one step.",
         "",
+        "Reading it: `self.log_dict` breaks because Lightning warns that no Trainer is attached "
+        "(the step is called bare, as `bench_gpu.py` times it); `nn.LSTM` is not traced by "
+        "dynamo (each `LSTMCore` call runs eagerly between graphs). Few breaks is not the "
+        "whole story: thousands of `ops in graphs` mean a Python loop was unrolled into the "
+        "graph (block matching's loop over every displacement, motion layers' fitting "
+        "iterations), which inductor then compiles for minutes, if at all.",
+        "",
         "| config | graphs | graph breaks | ops in graphs | explain s |",
         "|---|---|---|---|---|",
     ]

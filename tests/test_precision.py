@@ -25,9 +25,10 @@ BF16_RTOL = 1e-2
 """Relative tolerance of a bf16-autocast loss against fp32 on the same batch: bf16 keeps 8 bits
 of mantissa, so a loss drifts by parts in a thousand (most with the SSIM term); a gap of a
 percent would be a layer that autocast must not lower."""
-COMPILE_ATOL = 1e-4
+COMPILE_ATOL = 1e-3
 """Largest absolute difference (frames in [0, 1]) of a compiled forward from the eager one:
-fused kernels reorder float32 sums."""
+fused kernels reorder float32 sums, and a warp turns a flow's rounding into a pixel's change
+times the image's gradient there."""
 
 
 def trained(config: str) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -74,8 +75,8 @@ def forward(model: torch.nn.Module, video: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "config", [c for c in packaged_configs() if c.startswith(("demo", "vae_demo"))]
+@pytest.mark.parametrize(  # demo_textured.yaml too takes minutes: motion layers' loops unrolled
+    "config", ["demo.yaml", "demo_paper.yaml", "vae_demo.yaml", "vae_demo_paper.yaml"]
 )
 def test_compiled_forward_matches_eager(config: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # block matching's loop over every displacement unrolls into one graph of thousands of ops

@@ -34,6 +34,7 @@ On this project's device machine (the repository travels, nothing is carried; it
 back through ``$OUT``; copy them into ``benchmarks/results/`` here)::
 
     VIDGEN_COMMIT=<sha> PYTHONUNBUFFERED=1 make bench-gpu ARGS="--out $OUT/bench_gpu_cuda"
+    # without make: PYTHONPATH=. python3 benchmarks/bench_gpu.py --out $OUT/bench_gpu_cuda
 
 ``--quick`` runs every row at 32 px, 2 clips, one warm-up and one timed step, compile with the
 ``eager`` backend (graph capture without code generation), and reports the CUDA-only rows

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format bench clean
+.PHONY: help venv demo test test-fast lint format bench bench-gpu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -39,6 +39,12 @@ format: $(STAMP)  ## ruff format + autofix
 
 bench: $(STAMP)  ## CPU benchmarks (results under benchmarks/results/)
 	$(BIN)/python benchmarks/run_all.py
+
+# The GPU machine has torch and Lightning but no network and no CLI packages: no venv there, the
+# repository's vidgen on PYTHONPATH. Outside a git checkout set VIDGEN_COMMIT=<sha> for the stamp.
+BENCH_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+bench-gpu:  ## GPU benchmarks in one run, < 8 min (ARGS=--quick: tiny, any machine); results under benchmarks/results/
+	PYTHONPATH=. $(BENCH_PYTHON) benchmarks/bench_gpu.py $(ARGS)
 
 clean:  ## remove the venv, caches and run outputs
 	rm -rf $(VENV) runs wandb lightning_logs .pytest_cache .ruff_cache *.egg-info

@@ -122,3 +122,22 @@ def fit_and_test(args: list[str], root: Path, *fit_args: str) -> tuple[Any, floa
     seconds = time.perf_counter() - start
     main(["test", *common, f"--ckpt_path={root / 'checkpoints' / 'last.ckpt'}"])
     return fit, seconds, load_results(root / "metrics.json")
+
+
+def synthetic_batch(shape: tuple[int, ...], device: torch.device, seed: int = 0) -> dict:
+    """A training batch of random uint8 clips ``shape`` ``(B, S, C, H, W)`` with frame ids (for
+    the feature cache) and clip indices, on ``device``: what a DataLoader delivers, no data
+    needed."""
+    b, s = shape[:2]
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "video": torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator).to(device),
+        "frame_ids": torch.arange(b * s, device=device).view(b, s),
+        "index": torch.arange(b, device=device),
+    }
+
+
+def optimizer_of(model: Any) -> torch.optim.Optimizer:
+    """The optimiser that ``model.configure_optimizers()`` returns (without its scheduler)."""
+    opt = model.configure_optimizers()
+    return opt["optimizer"] if isinstance(opt, dict) else opt

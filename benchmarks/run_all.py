@@ -2,8 +2,9 @@
 
 Speed and memory targets live here, never in timed tests. Each script compares its contenders
 side by side in one run (these machines are noisy: read ratios, not absolute times). The GPU
-benchmarks (``bench_deconv.py --device cuda``, ``vae_gpu_memory.py``) need a CUDA machine and
-are not run here.
+benchmarks (``bench_gpu.py``, ``make bench-gpu``: every GPU row in one run;
+``bench_deconv.py --device cuda``, ``vae_gpu_memory.py``) need a CUDA machine and are not run
+here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["bench_deconv.py", "--device", "cpu"],  # FFT vs direct deconvolution (~2 min)
     ["step_breakdown.py"],  # the paper predictor's step by part, direct vs FFT head (~1 min)
+    ["profile_step.py"],  # every packaged config's step by part (~2 min; 224 px: 2 clips, 1 step)
+    ["graph_breaks.py"],  # torch.compile's graph breaks per config (~17 min: unrolled loops)
     # paper vs vidgen vs baselines, the README's 4-epoch budget (~12 min each)
     ["compare_predictors.py", "--datasets", "shapes", "--epochs", "4"],
     ["compare_predictors.py", "--datasets", "textured", "--epochs", "4"],

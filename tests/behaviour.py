@@ -17,9 +17,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from vidgen.cli import CONFIG_DIR, TINY, build
-from vidgen.models.base import VideoModule
-
 RECORD = Path(__file__).parent / "data" / "behaviour.json"
 SIZE = 32  # frame side of every digest run
 STEPS = 2  # optimiser steps between the two digests
@@ -53,14 +50,9 @@ SMALL = {  # config -> overrides that fit its model into SIZE px and a test's ti
 
 def packaged_configs() -> list[str]:
     """Every packaged config's file name."""
+    from vidgen.cli import CONFIG_DIR  # here: SMALL is read where the CLI is not installed
+
     return sorted(path.name for path in CONFIG_DIR.glob("*.yaml"))
-
-
-def small_model(config: str) -> VideoModule:
-    """``config``'s model, built through the CLI with the tiny overlay at :data:`SIZE` px."""
-    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
-    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, [])]
-    return build(config, *args).model
 
 
 def digest(video: Tensor) -> list:
@@ -81,6 +73,16 @@ def outputs(model, video: Tensor) -> dict[str, list]:
             sample = model.sample(2, video.shape[1], generator=generator, context=context)
             return {"reconstruction": digest(model.reconstruct(video)), "sample": digest(sample)}
         return {"rollout": digest(model(video[:, :4], video.shape[1] - 4))}
+
+
+def small_model(config: str, *overrides: str):
+    """``config``'s model built through the CLI with the tiny overlay at :data:`SIZE` px,
+    random backbone weights and :data:`SMALL`'s overrides (then ``overrides``)."""
+    from vidgen.cli import TINY, build  # here: SMALL is read where the CLI is not installed
+
+    args = ["--config", str(TINY), f"--data.init_args.image_size={SIZE}"]
+    args += ["--model.init_args.backbone_weights=null", *SMALL.get(config, []), *overrides]
+    return build(config, *args).model
 
 
 def behaviour(config: str) -> dict[str, dict[str, list]]:

@@ -92,7 +92,15 @@ def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
 
 def write_results(path: Path, markdown: str, data: Any = None) -> None:
     """Print ``markdown``; write it to ``path`` with suffix ``.md`` and ``data`` (if any) to
-    ``.json`` beside it."""
+    ``.json`` beside it, both stamped with their provenance (:mod:`provenance`: commit, date,
+    machine, versions, threads, command) under the markdown's title line."""
+    from provenance import header, provenance
+
+    info = provenance()
+    title, _, rest = markdown.partition("\n")
+    markdown = f"{title}\n\n{header(info)}{rest}"
+    if isinstance(data, dict):
+        data = {"provenance": info, **data}
     print(markdown)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".md").write_text(markdown)

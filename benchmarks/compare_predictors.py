@@ -1,4 +1,5 @@
-"""FramePredictor configs side by side on both embedded datasets, against trivial baselines.
+"""The paper's predictor and vidgen's side by side on both embedded datasets, against trivial
+baselines.
 
 For each dataset (``shapes``: bouncing shapes on black; ``textured``: textured shapes over a
 panning, zooming 1/f-noise background), the paper's design (``demo_paper.yaml``) and vidgen's
@@ -137,7 +138,7 @@ def main_cli() -> None:
         }
     budget = f"{args.epochs} epochs each" if args.epochs else "each config's own epochs"
     markdown = (
-        f"# FramePredictor configs on the embedded datasets ({budget})\n\n"
+        f"# Predictors on the embedded datasets ({budget})\n\n"
         "Rollout from 4 true frames, 16 steps, 128 held-out clips; @k = horizon step k; "
         "step ms: median training step on this machine; wins: horizon steps where the model "
         "beats every other row of its dataset on MSE, PSNR and SSIM at once.\n\n"

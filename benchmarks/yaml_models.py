@@ -94,6 +94,16 @@ def is_callable_type(hint: Any) -> bool:
     return any(is_callable_type(arg) for arg in typing.get_args(hint) if arg is not type(None))
 
 
+def init_hints(cls: type) -> dict[str, Any]:
+    """The type hints of ``cls``'s constructor and of its bases' (what it takes as ``**kwargs``
+    and passes on), the class's own first."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass) and klass is not object:
+            hints.update(typing.get_type_hints(klass.__init__))
+    return hints
+
+
 def instantiate(node: Any, as_factory: bool = False) -> Any:
     """A YAML node with ``class_path`` resolved: an instance, or (``as_factory``) a partial of
     the class over its ``init_args``; nested class nodes are resolved by the class's own type
@@ -101,7 +111,7 @@ def instantiate(node: Any, as_factory: bool = False) -> Any:
     if not (isinstance(node, dict) and "class_path" in node):
         return node
     cls = import_class(node["class_path"])
-    hints = typing.get_type_hints(cls.__init__) if inspect.isclass(cls) else {}
+    hints = init_hints(cls) if inspect.isclass(cls) else {}
     kwargs = {
         key: instantiate(value, is_callable_type(hints.get(key)))
         for key, value in (node.get("init_args") or {}).items()

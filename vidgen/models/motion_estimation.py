@@ -39,17 +39,26 @@ EXACT = 1e-6  # a block cost at most this (per pixel) is an exact match: no subp
 RIDGE = 1e-3  # regularises each layer's least-squares fit (a layer with few or collinear pixels)
 UNSURE = 1e-4  # confidence added everywhere: pixels without texture still count, a little
 FIT_PIXELS = 4096  # the layers are fitted on at most about this many pixels of a frame
+CHUNK = 2**20  # block matching takes differences of about this many values at a time
 
 
 def row_costs(padded: Tensor, later: Tensor, radius: int, dy: int, patch: int) -> Tensor:
     """Mean absolute difference ``(N, 2 radius + 1, H, W)`` of each ``patch`` x ``patch`` block
     of ``later`` and the block of the earlier frame displaced by ``(dx, dy)``, for every ``dx``
     from ``-radius`` to ``radius`` (channel ``dx + radius``); ``padded`` is that frame with
-    ``radius`` replicated pixels on every side."""
+    ``radius`` replicated pixels on every side. The differences are taken a few displacements
+    at a time (about :data:`CHUNK` values): the working set stays in the CPU's caches."""
     h, w = later.shape[-2:]
     rows = padded[:, :, radius - dy : radius - dy + h]  # (N, C, H, W + 2 radius)
-    shifted = rows.unfold(3, w, 1).flip(3)  # (N, C, H, 2 radius + 1, W): dx ascending
-    cost = (shifted - later[:, :, :, None]).abs().sum(1).transpose(1, 2).contiguous()
+    shifted = rows.unfold(3, w, 1)  # (N, C, H, 2 radius + 1, W), a view: dx descending
+    count = 2 * radius + 1
+    cost = later.new_empty(later.shape[0], count, h, w)
+    step = max(1, CHUNK // later.numel())
+    for start in range(0, count, step):
+        part = shifted[:, :, :, start : start + step].flip(3)  # dx ascending
+        stop = count - start
+        diff = (part - later[:, :, :, None]).abs().sum(1)  # (N, H, k, W)
+        cost[:, stop - diff.shape[2] : stop] = diff.transpose(1, 2)
     return F.avg_pool2d(cost, patch, 1, patch // 2, count_include_pad=False)
 
 

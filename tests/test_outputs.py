@@ -31,11 +31,16 @@ from vidgen.outputs import (
 )
 
 
-def decoded_frames(path: Path) -> int:
-    """Frames of a video file, decoded with PyAV (GIFs through Pillow)."""
+def decoded_frames(path: Path, fps: float = 4) -> int:
+    """Frames of a video file, decoded with PyAV; a GIF's (written at ``fps``) counted by its
+    total duration, as Pillow stores identical consecutive frames as one longer frame."""
     if path.suffix == ".gif":
         with Image.open(path) as img:
-            return img.n_frames
+            total = 0
+            for index in range(img.n_frames):
+                img.seek(index)
+                total += img.info["duration"]
+        return round(total / round(1000 / fps))
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
 

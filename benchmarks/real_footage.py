@@ -141,8 +141,11 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     RESULTS.mkdir(exist_ok=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from provenance import provenance
+
     (RESULTS / f"{args.name}.json").write_text(
-        json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1)
+        json.dumps({"provenance": provenance(), "rows": rows}, indent=1)
     )
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+from provenance import provenance
 
 from vidgen.cli import build
 from vidgen.outputs import write_video
@@ -141,9 +141,6 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     RESULTS.mkdir(exist_ok=True)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from provenance import provenance
-
     (RESULTS / f"{args.name}.json").write_text(
         json.dumps({"provenance": provenance(), "rows": rows}, indent=1)
     )

@@ -53,14 +53,8 @@ def test_quick_runs_every_row_without_the_cli_packages(tmp_path: Path) -> None:
     configs = ["demo_paper.yaml", "vae_demo.yaml"]  # the paper's model and the motion code
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     args = ["--quick", "--configs", *configs, "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_WITHOUT, ",".join(MISSING_THERE), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "-c", RUN_WITHOUT, ",".join(MISSING_THERE), *args]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.with_suffix(".json").read_text())
     rows = {(r["config"], r["setting"]): r for r in results["throughput"]}

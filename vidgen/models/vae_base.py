@@ -58,11 +58,8 @@ class VAEModule(VideoModule):
             )
         if beta < 0 or kl_warmup_steps < 0:
             raise ValueError(f"beta ({beta}) and kl_warmup_steps ({kl_warmup_steps}) must be >= 0")
-        self.z_dim = z_dim
-        self.frames = frames
-        self.beta = beta
-        self.kl_warmup_steps = kl_warmup_steps
-        self.predict_samples = predict_samples
+        self.z_dim, self.frames, self.predict_samples = z_dim, frames, predict_samples
+        self.beta, self.kl_warmup_steps = beta, kl_warmup_steps
 
     @abstractmethod
     def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vidgen.data.decoders import FrameReader, VideoError, VideoInfo, make_reader
+from vidgen.data.decoders.base import Shape, Size
 from vidgen.data.journal import Journal
 from vidgen.data.locking import FileLock
 from vidgen.data.parallel import process_map
@@ -249,13 +250,7 @@ class CachedReader:
         self._make_fallback = fallback
         self._fallback: FrameReader | None = None
 
-    def read(
-        self,
-        path: str,
-        indices: np.ndarray,
-        size: int | None,
-        shape: tuple[int, int] | None = None,
-    ) -> np.ndarray:
+    def read(self, path: str, indices: np.ndarray, size: Size, shape: Shape = None) -> np.ndarray:
         """See :class:`~vidgen.data.decoders.FrameReader`."""
         target = self.files.get(path) if size == self.image_size else None
         if target is None:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from vidgen.data.clips import Video
 from vidgen.data.decoders import VideoError, VideoInfo
+from vidgen.data.decoders.base import Shape, Size
 from vidgen.data.file_source import Listing, VideoFileDataModule
 from vidgen.data.shards import MANIFEST, MISSING, litdata, part_location, read_manifest
 
@@ -57,13 +58,7 @@ class ShardReader:
             )
         return self._parts[name]
 
-    def read(
-        self,
-        path: str,
-        indices: np.ndarray,
-        size: int | None,
-        shape: tuple[int, int] | None = None,
-    ) -> np.ndarray:
+    def read(self, path: str, indices: np.ndarray, size: Size, shape: Shape = None) -> np.ndarray:
         """See :class:`~vidgen.data.decoders.FrameReader` (``path`` is the video's key)."""
         if size != self.image_size:
             raise VideoError(f"{path}: the shards hold {self.image_size} px frames, not {size}")

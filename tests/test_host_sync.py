@@ -63,3 +63,12 @@ def test_no_host_sync_in_a_training_step_or_a_rollout(config):
             model.reconstruct(video)
             model.sample(2, 8, context=model.context(video))
     assert not counter.ops, f"evaluation: {dict(counter.ops)}"
+
+
+def test_no_host_sync_in_coarse_to_fine_matching():
+    from vidgen.models.motion_estimation import SEARCH_RADIUS, pyramid_match
+
+    frames = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    with SyncCounter() as counter:
+        pyramid_match(frames, frames.roll(3, -1), 2 * SEARCH_RADIUS, subpixel=True)
+    assert not counter.ops, dict(counter.ops)

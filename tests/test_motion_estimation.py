@@ -3,8 +3,10 @@ layers."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny import translating
 
+from vidgen.models import motion_estimation
 from vidgen.models.motion_estimation import (
     affine_basis,
     block_match,
@@ -12,6 +14,7 @@ from vidgen.models.motion_estimation import (
     motion_layers,
     observed_velocity,
     pool_flow,
+    pyramid_match,
     texture,
 )
 from vidgen.models.motion_transport import splat_over, warp
@@ -32,6 +35,37 @@ def test_block_matching_finds_where_pixels_came_from():
     assert torch.equal(observed_velocity(video[:, :1], 3, 2.0), torch.zeros(1, 2, 16, 16))
     with pytest.raises(ValueError, match="patch"):
         block_match(flat, flat, 1, patch=4)
+
+
+def multiscale_texture(size: int, seed: int) -> torch.Tensor:
+    """``(1, 3, size, size)`` noise at three scales: something to match at every pyramid level."""
+    g = torch.Generator().manual_seed(seed)
+    scales = (torch.rand(1, 3, size // s, size // s, generator=g) for s in (1, 4, 8))
+    return sum(F.interpolate(x, size=(size, size), mode="bilinear") for x in scales) / 3
+
+
+def test_pyramid_matching_finds_large_motions_coarse_to_fine():
+
+    background, thing = multiscale_texture(112, 0), multiscale_texture(24, 1)
+    earlier = background[..., 8:104, 8:104].clone()  # 96 px: a camera pan and a thing
+    truth = torch.zeros(1, 2, 96, 96)
+    truth[:, 0], truth[:, 1] = 14.0, -9.0
+    later = warp(earlier, truth)
+    earlier[..., 36:60, 41:65] = thing  # the thing moves by (-5, 4) against the pan
+    later[..., 40:64, 36:60] = thing
+    truth[..., 40:64, 36:60] = torch.tensor([-5.0, 4.0]).view(2, 1, 1)
+    assert motion_estimation.SEARCH_RADIUS < 16  # the pyramid's case
+    found = median3(pyramid_match(earlier, later, 16, subpixel=True))
+    exact = median3(block_match(earlier, later, 16, subpixel=True))
+    right = (exact - truth).abs().sum(1) < 0.5  # not what the thing hides or uncovers
+    error = (found - truth).abs().sum(1)
+    assert right.float().mean() > 0.7
+    assert (error[right] < 1).float().mean() > 0.95
+    assert error[..., 43:61, 39:57].mean() < 0.1  # the thing's inside
+    small = translating(4, (2, -1))  # within SEARCH_RADIUS the search is exhaustive
+    assert torch.equal(
+        pyramid_match(small[:, 0], small[:, 1], 3), block_match(small[:, 0], small[:, 1], 3)
+    )
 
 
 def test_subpixel_matching_finds_fractions_of_a_pixel():

@@ -11,6 +11,12 @@ at its best displacement and the two next to it along each axis refines it to a 
 pixel: small errors add up over a long rollout. :func:`observed_velocity` takes a 3 x 3 median of
 the result against isolated wrong matches.
 
+The search's cost grows with the square of its radius: at 224 px a radius of 36 is 5329 block
+comparisons of every pixel. :func:`pyramid_match` searches a radius beyond
+:data:`SEARCH_RADIUS` coarse-to-fine instead: it matches the frames at half the size with half
+the radius (recursively), doubles that flow, moves the earlier frame along it and refines the
+result by a search of :data:`REFINE_RADIUS` at full size. Smaller radii are searched exactly.
+
 Motion layers (Wang & Adelson 1994): block matching gives every pixel its own velocity, and the
 velocities of one object's pixels differ by fractions of a pixel; extrapolated over many steps
 those differences tear the object apart. A scene is mostly a few things moving rigidly, so
@@ -31,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidgen.models.motion_transport import grid
+from vidgen.models.motion_transport import grid, warp
 
 TIE_BREAK = 1e-3  # cost per pixel of displacement: among equal matches, the shortest wins
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, for the parabolas
@@ -40,6 +46,8 @@ RIDGE = 1e-3  # regularises each layer's least-squares fit (a layer with few or 
 UNSURE = 1e-4  # confidence added everywhere: pixels without texture still count, a little
 FIT_PIXELS = 4096  # the layers are fitted on at most about this many pixels of a frame
 CHUNK = 2**20  # block matching takes differences of about this many values at a time
+SEARCH_RADIUS = 12  # pyramid_match(): the largest radius searched exhaustively
+REFINE_RADIUS = 2  # ... and the search around the doubled coarse flow at each finer level
 
 
 def row_costs(padded: Tensor, later: Tensor, radius: int, dy: int, patch: int) -> Tensor:
@@ -118,6 +126,24 @@ def block_match(
     return flow + parabola_offsets(near, best)
 
 
+@torch.no_grad()
+def pyramid_match(
+    earlier: Tensor, later: Tensor, radius: int, patch: int = 5, subpixel: bool = False
+) -> Tensor:
+    """:func:`block_match`'s flow, searched coarse-to-fine where ``radius`` exceeds
+    :data:`SEARCH_RADIUS` (exactly otherwise): a displacement is found where the frames at half
+    the size find it, to within :data:`REFINE_RADIUS` pixels, so fine texture that only matches
+    at full size and motions that differ within a block of the coarse level can be missed."""
+    if radius <= SEARCH_RADIUS:
+        return block_match(earlier, later, radius, patch, subpixel)
+    size = later.shape[-2:]
+    half = (F.avg_pool2d(frames, 2, ceil_mode=True) for frames in (earlier, later))
+    coarse = median3(pyramid_match(*half, math.ceil(radius / 2), patch, subpixel=True))
+    guess = (2 * F.interpolate(coarse, size=size, mode="nearest")).round()  # whole pixels
+    moved = warp(earlier, guess)  # the earlier frame where the coarse flow says it came from
+    return guess + block_match(moved, later, REFINE_RADIUS, patch, subpixel)
+
+
 def parabola_offsets(near: Tensor, best: Tensor) -> Tensor:
     """Offsets ``(N, 2, H, W)`` in ``[-0.5, 0.5]`` from each pixel's whole-pixel match to the
     minimum of the parabola through its block costs at the displacements next to it (``near``,
@@ -163,14 +189,14 @@ def pool_flow(flow: Tensor, frames: Tensor, size: tuple[int, int]) -> Tensor:
 
 def observed_velocity(frames: Tensor, span: int, max_speed: float, patch: int = 5) -> Tensor:
     """Per-step backward flow ``(B, 2, H, W)`` of the last of ``frames`` ``(B, T, C, H, W)``:
-    its subpixel block-matched displacement from ``min(span, T - 1)`` frames earlier, 3 x 3
-    median-filtered, divided by that many steps (zeros when ``T == 1``). Speeds up to
-    ``max_speed`` pixels a step are found."""
+    its subpixel block-matched displacement (:func:`pyramid_match`) from ``min(span, T - 1)``
+    frames earlier, 3 x 3 median-filtered, divided by that many steps (zeros when ``T == 1``).
+    Speeds up to ``max_speed`` pixels a step are found."""
     k = min(span, frames.shape[1] - 1)
     if k < 1:
         return frames.new_zeros(frames.shape[0], 2, *frames.shape[-2:])
     radius = math.ceil(k * max_speed)
-    return median3(block_match(frames[:, -1 - k], frames[:, -1], radius, patch, True)) / k
+    return median3(pyramid_match(frames[:, -1 - k], frames[:, -1], radius, patch, True)) / k
 
 
 def affine_basis(h: int, w: int, like: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint format bench bench-gpu clean
+.PHONY: help venv demo test test-fast lint format bench bench-gpu notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ format: $(STAMP)  ## ruff format + autofix
 
 bench: $(STAMP)  ## CPU benchmarks (results under benchmarks/results/)
 	$(BIN)/python benchmarks/run_all.py
+
+notebooks: $(STAMP)  ## execute the notebooks at their shipped sizes into docs/notebooks/ (outputs kept)
+	$(BIN)/python notebooks/publish.py
 
 # The GPU machine has torch and Lightning but no network and no CLI packages: no venv there, the
 # repository's vidgen on PYTHONPATH. Outside a git checkout set VIDGEN_COMMIT=<sha> for the stamp.

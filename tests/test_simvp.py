@@ -1,5 +1,5 @@
 """SimVP: rollouts of any horizon in chunks of ``pred_frames``, gradients everywhere, it learns
-a moving square, clear errors for bad options."""
+a moving square, clear errors for bad options, the packaged size."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vidgen import SimVP
+from vidgen.cli import build
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.log.*:UserWarning")  # no Trainer here
 
@@ -110,3 +111,14 @@ def test_a_short_context_or_horizon_is_refused():
         model(torch.rand(1, 3, 3, 16, 16), 2)
     with pytest.raises(ValueError, match="horizon"):
         model(torch.rand(1, 4, 3, 16, 16), 0)
+
+
+@pytest.mark.parametrize("config", ["simvp_demo", "simvp_textured"])
+def test_packaged_size(config):
+    model = build(config, "--trainer.logger=false").model
+    assert isinstance(model, SimVP) and model.image_size == 32
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert 1.2e6 <= trainable <= 1.8e6, trainable
+    backbone = sum(p.numel() for p in model.backbone.parameters())
+    assert backbone < 2000  # the one-convolution cut: the base builds it, SimVP never runs it
+    assert (model.context_frames, model.pred_frames) == (4, 4)

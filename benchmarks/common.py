@@ -1,4 +1,5 @@
-"""What the benchmarks share: the results folder, timing, the environment line, results files.
+"""What the benchmarks share: the results folder, timing, the environment line, results files,
+fitting and testing a config.
 
 Scripts run as ``python benchmarks/<script>.py`` (this folder is then on ``sys.path``) with
 vidgen installed (``make venv``) or ``PYTHONPATH=.``.
@@ -75,6 +76,57 @@ class StepTimer(L.Callback):
         return statistics.median(times) if times else float("nan")
 
 
+class TrainClock(L.Callback):
+    """Seconds of training: the training batches (waiting for each, forward, backward,
+    optimiser step), not validation, checkpoints or epoch ends. What a comparison at equal
+    training time equalises (``--trainer.callbacks+=common.TrainClock``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._mark = 0.0
+
+    def on_train_epoch_start(self, *args: Any) -> None:
+        self._mark = time.perf_counter()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        now = time.perf_counter()
+        self.seconds += now - self._mark
+        self._mark = now
+
+
+class BudgetCheckpoints(TrainClock):
+    """Saves ``<folder>/budget_<name>.ckpt`` when training reaches each budget, in optimiser
+    ``steps`` or in training ``seconds`` (:class:`TrainClock`'s; the first step at or past it),
+    so that one fit gives its model at every budget of a comparison. :attr:`reached`: each saved
+    budget's steps and seconds. Saving is not counted as training time."""
+
+    def __init__(
+        self,
+        folder: str,
+        steps: dict[str, int] | None = None,
+        seconds: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.steps = steps or {}
+        self.budget_seconds = seconds or {}
+        self.reached: dict[str, dict[str, float]] = {}
+
+    def path(self, name: str) -> Path:
+        """Where budget ``name``'s checkpoint is saved."""
+        return self.folder / f"budget_{name}.ckpt"
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_batch_end()
+        due = [n for n, s in self.steps.items() if trainer.global_step >= s]
+        due += [n for n, s in self.budget_seconds.items() if self.seconds >= s]
+        for name in due:
+            if name not in self.reached:
+                trainer.save_checkpoint(self.path(name))
+                self.reached[name] = {"steps": trainer.global_step, "seconds": self.seconds}
+        self._mark = time.perf_counter()
+
+
 def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
     """What a result depends on besides the code: versions, threads, CPU or GPU."""
     info = {
@@ -116,20 +168,32 @@ def fit_and_test(args: list[str], root: Path, *fit_args: str) -> tuple[Any, floa
     ``args`` in run folder ``root``, no logger: the fit's CLI, its wall seconds and the test's
     per-horizon results (``metrics.json``)."""
     from vidgen.cli import main
+
+    shutil.rmtree(root / "checkpoints", ignore_errors=True)  # test this fit's, no older one
+    start = time.perf_counter()
+    fit = main(["fit", *run_args(args, root), *fit_args])
+    seconds = time.perf_counter() - start
+    return fit, seconds, evaluate_checkpoint(args, root, root / "checkpoints" / "last.ckpt")
+
+
+def evaluate_checkpoint(args: list[str], root: Path, checkpoint: Path) -> dict:
+    """``vidgen test`` of ``checkpoint`` with ``args`` in run folder ``root``, no logger: the
+    per-horizon results (``metrics.json``)."""
+    from vidgen.cli import main
     from vidgen.evaluation import load_results
 
-    common = [
+    main(["test", *run_args(args, root), f"--ckpt_path={checkpoint}"])
+    return load_results(root / "metrics.json")
+
+
+def run_args(args: list[str], root: Path) -> list[str]:
+    """``args`` in run folder ``root``, without logger or progress bar."""
+    return [
         *args,
         f"--trainer.default_root_dir={root}",
         "--trainer.logger=false",
         "--trainer.enable_progress_bar=false",
     ]
-    shutil.rmtree(root / "checkpoints", ignore_errors=True)  # test this fit's, no older one
-    start = time.perf_counter()
-    fit = main(["fit", *common, *fit_args])
-    seconds = time.perf_counter() - start
-    main(["test", *common, f"--ckpt_path={root / 'checkpoints' / 'last.ckpt'}"])
-    return fit, seconds, load_results(root / "metrics.json")
 
 
 def synthetic_batch(shape: tuple[int, ...], device: torch.device, seed: int = 0) -> dict:

@@ -115,9 +115,14 @@ def run(config: str) -> dict[str, dict[str, list]]:
     return record
 
 
-if __name__ == "__main__":  # write the record (run at the commit whose behaviour it keeps)
+if __name__ == "__main__":  # write the record (run at the commit whose behaviour it keeps);
+    # `python behaviour.py <config> ...` records only those, keeping the others' entries as they are
+    import sys
     import warnings
 
     warnings.filterwarnings("ignore")
-    RECORD.write_text(json.dumps({c: behaviour(c) for c in packaged_configs()}))
+    names = sys.argv[1:]
+    record = json.loads(RECORD.read_text()) if names else {}
+    record.update({c: behaviour(c) for c in names or packaged_configs()})
+    RECORD.write_text(json.dumps(dict(sorted(record.items()))))
     print(f"wrote {RECORD}")

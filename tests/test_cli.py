@@ -52,13 +52,22 @@ def fast_dev_run(config: str, *extra: str):
     return tiny_run("fit", config, "--trainer.fast_dev_run=1", *extra)
 
 
-@pytest.mark.parametrize("config", ["demo.yaml", "demo_paper.yaml", "demo_textured.yaml"])
+DEMO_MODELS = {
+    "demo.yaml": "MotionPredictor",
+    "demo_paper.yaml": "FramePredictor",
+    "demo_textured.yaml": "MotionPredictor",
+    "simvp_demo.yaml": "SimVP",
+    "simvp_textured.yaml": "SimVP",
+}
+"""The predictor demo configs and the model each builds."""
+
+
+@pytest.mark.parametrize("config", DEMO_MODELS)
 def test_demo_configs_fast_dev_run(in_tmp, config):
     cli = fast_dev_run(config)
     assert cli.trainer.state.finished
     assert cli.model.image_size == cli.datamodule.image_size == 32
-    paper = config == "demo_paper.yaml"
-    assert type(cli.model).__name__ == ("FramePredictor" if paper else "MotionPredictor")
+    assert type(cli.model).__name__ == DEMO_MODELS[config]
 
 
 def test_python_dash_m_is_the_same_cli():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import vidgen
-from vidgen import FramePredictor, MotionPredictor, MotionVAE, VideoVAE
+from vidgen import FramePredictor, MotionPredictor, MotionVAE, SimVP, VideoVAE
 from vidgen.models.base import VideoModule
 
 MAX_OPTIONS = 12
@@ -29,7 +29,7 @@ def options(cls: type) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("model", [FramePredictor, VideoVAE, MotionPredictor, MotionVAE])
+@pytest.mark.parametrize("model", [FramePredictor, VideoVAE, MotionPredictor, MotionVAE, SimVP])
 def test_constructors_take_few_options(model):
     assert 0 < len(options(model)) <= MAX_OPTIONS, options(model)
     assert len(set(options(model))) == len(options(model))  # none shadows another

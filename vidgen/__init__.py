@@ -14,6 +14,7 @@ from vidgen.models import (
     MotionPredictor,
     MotionVAE,
     MultiScaleHead,
+    SimVP,
     VideoVAE,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "MultiScaleHead",
     "ShapesDataModule",
     "ShardDataModule",
+    "SimVP",
     "TexturedDataModule",
     "UCF101DataModule",
     "VideoDataModule",

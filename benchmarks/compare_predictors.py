@@ -13,6 +13,7 @@ mean-frame and the other config) on all three metrics at once.
 
     python benchmarks/compare_predictors.py                  # both datasets, packaged budgets
     python benchmarks/compare_predictors.py --datasets textured --epochs 2   # quicker, rougher
+    python benchmarks/compare_predictors.py --quick   # the tiny overlay, 1 epoch, a temp folder
 
 Writes ``benchmarks/results/predictors_<datasets>.{md,json}`` and a filmstrip per dataset
 (``docs/filmstrip_<dataset>.png``: truth, the paper's rollout, vidgen's); each run's folder
@@ -25,10 +26,10 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import RESULTS, StepTimer, fit_and_test, write_results
+from common import StepTimer, add_quick, fit_and_test, results_dir, write_results
 from filmstrip import filmstrip
 
-from vidgen.cli import CONFIG_DIR
+from vidgen.cli import CONFIG_DIR, TINY
 from vidgen.evaluation import METRICS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -41,11 +42,11 @@ PAPER = "demo_paper.yaml"
 BETTER = {"mse": min, "psnr": max, "ssim": max}
 
 
-def run(config: str, data_class: str, epochs: int | None, root: Path) -> dict:
+def run(config: str, data_class: str, epochs: int | None, root: Path, *overrides: str) -> dict:
     """Fit ``config`` on ``data_class``, test its last checkpoint; metrics, params, timings."""
     epochs_arg = [f"--trainer.max_epochs={epochs}"] if epochs else []
     fit, seconds, results = fit_and_test(
-        ["--config", str(CONFIG_DIR / config), f"--data={data_class}"],
+        ["--config", str(CONFIG_DIR / config), f"--data={data_class}", *overrides],
         root,
         *epochs_arg,
         f"--trainer.callbacks+={StepTimer.__module__}.StepTimer",
@@ -114,15 +115,20 @@ def main_cli() -> None:
     parser.add_argument("--out", type=Path, help="default: results/predictors_<datasets>.md")
     parser.add_argument("--filmstrips", type=Path, default=DOCS, help="folder for the PNGs")
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
+    add_quick(parser)
     args = parser.parse_args()
-    out = args.out or RESULTS / f"predictors_{'_'.join(args.datasets)}.md"
+    folder = results_dir(args.quick)
+    overrides = ["--config", str(TINY)] if args.quick else []
+    if args.quick:
+        args.epochs, args.filmstrips, args.runs = 1, folder, folder / "runs"
+    out = args.out or folder / f"predictors_{'_'.join(args.datasets)}.md"
     lines, raw = header(), {}
     for dataset in args.datasets:
         data_class, config = DATASETS[dataset]
         rows = {}
         for name in (PAPER, config):
             root = args.runs.resolve() / dataset / Path(name).stem
-            rows[Path(name).stem] = run(name, data_class, args.epochs, root)
+            rows[Path(name).stem] = run(name, data_class, args.epochs, root, *overrides)
         lines += table(dataset, rows)
         checkpoints = {
             name: args.runs.resolve() / dataset / name / "checkpoints" / "last.ckpt"

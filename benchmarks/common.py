@@ -36,6 +36,9 @@ DOCS = ROOT / "docs"
 """Where the figures that the README and the docs show are written."""
 QUICK_SIZE = 32
 """Frame side of ``--quick`` runs."""
+QUICK_CONFIGS = ["demo_paper.yaml"]
+"""The packaged configs of the ``--quick`` runs that go over configs: the paper's predictor
+takes seconds everywhere (vidgen's motion models take minutes to trace for torch.compile)."""
 
 T = TypeVar("T")
 

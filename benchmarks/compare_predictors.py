@@ -40,6 +40,7 @@ DATASETS = {  # dataset -> (data class, vidgen's config for it)
 }
 PAPER = "demo_paper.yaml"
 BETTER = {"mse": min, "psnr": max, "ssim": max}
+QUICK_DATA = ["--data.init_args.num_val=2", "--data.init_args.num_test=2"]  # one batch each
 
 
 def run(config: str, data_class: str, epochs: int | None, root: Path, *overrides: str) -> dict:
@@ -118,7 +119,7 @@ def main_cli() -> None:
     add_quick(parser)
     args = parser.parse_args()
     folder = results_dir(args.quick)
-    overrides = ["--config", str(TINY)] if args.quick else []
+    overrides = ["--config", str(TINY), *QUICK_DATA] if args.quick else []
     if args.quick:
         args.epochs, args.filmstrips, args.runs = 1, folder, folder / "runs"
     out = args.out or folder / f"predictors_{'_'.join(args.datasets)}.md"

@@ -8,7 +8,7 @@ of vidgen (or, outside vidgen, of the caller) where it happens, deduplicated wit
 
     python benchmarks/graph_breaks.py                       # every config (CPU, minutes)
     python benchmarks/graph_breaks.py --configs demo.yaml
-    python benchmarks/graph_breaks.py --quick               # demo_paper.yaml only
+    python benchmarks/graph_breaks.py --quick               # common.QUICK_CONFIGS only
 
 Writes ``benchmarks/results/graph_breaks.{md,json}`` (``--quick``: a temporary folder).
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from common import (
+    QUICK_CONFIGS,
     QUICK_SIZE,
     add_quick,
     quick_overrides,
@@ -34,7 +35,6 @@ from provenance import provenance
 from yaml_models import build_model, clip_shape, packaged
 
 VIDGEN = Path(__file__).resolve().parent.parent / "vidgen"
-QUICK_CONFIGS = ["demo_paper.yaml"]  # seconds to explain (an unrolled block matching: minutes)
 
 
 def where(stack: list) -> str:

@@ -26,8 +26,8 @@ names, so a ``torch.profiler`` trace of a run shows them.
 
 On a CPU the 224 px configs run 2 clips a batch and one step without warm-up (a step of
 ``predictor.yaml`` takes tens of seconds there); the embedded-data configs run their own batch,
-one warm-up step and 3 timed ones. ``--quick``: every model at 32 px, 2 clips, one step.
-Writes ``benchmarks/results/profile_<device>.{md,json}``.
+one warm-up step and 3 timed ones. ``--quick``: ``common.QUICK_CONFIGS`` at 32 px, 2 clips,
+one step. Writes ``benchmarks/results/profile_<device>.{md,json}``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Any
 
 import torch
 from common import (
+    QUICK_CONFIGS,
     add_quick,
     optimizer_of,
     quick_overrides,
@@ -273,7 +274,7 @@ def markdown(rows: list[dict], info: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", choices=packaged(), default=packaged())
+    parser.add_argument("--configs", nargs="+", choices=packaged(), help="default: every one")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch", type=int, help="clips a batch (default: see above)")
     parser.add_argument("--warmup", type=int, help="untimed steps (default: see above)")
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)
     rows = []
-    for config in args.configs:
+    for config in args.configs or (QUICK_CONFIGS if args.quick else packaged()):
         rows.append(run_one(config, device, args))
         print(f"{config}: {rows[-1].get('step_ms', rows[-1].get('error'))}", flush=True)
     info = provenance(device=device.type)

@@ -12,7 +12,8 @@ side, alternating, in one process.
     python benchmarks/step_breakdown.py --device cuda --batch 16 --frames 8
     python benchmarks/step_breakdown.py --quick               # 32 px, a small head, one step
 
-Writes ``benchmarks/results/step_breakdown_<device>.md`` (``--quick``: a temporary folder).
+Writes ``benchmarks/results/step_breakdown_<device>.{md,json}`` (``--quick``: a temporary
+folder).
 """
 
 from __future__ import annotations
@@ -102,13 +103,16 @@ def main(argv: list[str] | None = None) -> None:
         "| head implementation | " + " | ".join(f"{p} ms (share)" for p in PARTS) + " | step ms |",
         "|---|" + "---|" * (len(PARTS) + 1),
     ]
+    medians = {}
     for impl, (_, _, samples) in runs.items():
         med = {p: statistics.median(s[p] for s in samples) * 1e3 for p in PARTS}
         total = sum(med.values())
         cells = [f"{med[p]:.0f} ({med[p] / total:.0%})" for p in PARTS]
         lines.append(f"| {impl} | " + " | ".join(cells) + f" | {total:.0f} |")
+        medians[impl] = {**med, "step": total}
     out = results_dir(args.quick) / f"step_breakdown_{device.type}"
-    write_results(out, "\n".join(lines) + "\n", info=provenance(device=device.type))
+    data = {"shape": [clips, frames, 3, size, size], "repeats": repeats, "ms": medians}
+    write_results(out, "\n".join(lines) + "\n", data, provenance(device=device.type))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ Frames/s counts every frame of a clip, ``batch * frames / step time``.
     python benchmarks/throughput.py                        # CPU rows (make bench), minutes
     python benchmarks/throughput.py --device cuda          # GPU rows at the configs' own sizes
     python benchmarks/throughput.py --configs demo --settings fp32 cache --modes model
-    python benchmarks/throughput.py --quick    # demo_paper with the cache, 2 clips, 1 step
+    python benchmarks/throughput.py --quick    # QUICK_CONFIGS with the cache, 2 clips, 1 step
 
 ``--quick`` runs its rows in this process and writes to a temporary folder; otherwise the
 results are ``benchmarks/results/throughput_<device>.{md,json}``.
@@ -46,6 +46,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from common import (
+    QUICK_CONFIGS,
     StepTimer,
     add_quick,
     results_dir,
@@ -74,7 +75,6 @@ CPU_PLAN = {  # config -> settings run on a CPU by default (the full configs at 
     "vae": ("fp32", "cache"),
 }
 CPU_FULL_BATCH = 2  # clips per batch of the 224 px configs on a CPU
-QUICK_CONFIGS = ("demo_paper",)
 QUICK_SETTINGS = ("cache",)
 
 
@@ -195,7 +195,8 @@ def plan(args: argparse.Namespace) -> list[dict]:
     """The rows to run."""
     cuda = args.device == "cuda"
     rows = []
-    configs = args.configs or (QUICK_CONFIGS if args.quick else EMBEDDED + FULL)
+    quick = tuple(Path(config).stem for config in QUICK_CONFIGS)
+    configs = args.configs or (quick if args.quick else EMBEDDED + FULL)
     for config in configs:
         default = SETTINGS if cuda else CPU_PLAN.get(config, ("fp32",))
         settings = args.settings or (QUICK_SETTINGS if args.quick else default)

@@ -49,7 +49,9 @@ MULTISCALE = [
     '{"kernel_sizes": [27, 7, 3], "channels": 8, "base_sizes": [4, 8, 16]}}',
 ]
 HEADS = {"paper": [], "multiscale": MULTISCALE}  # paper: vae_demo_paper.yaml's own head
-"""Head variants of vae_demo_paper.yaml; ``<head>+clamp``: with the clamp activation."""
+VARIANTS = ("paper", "multiscale", "paper+clamp", "multiscale+clamp")
+"""The contenders: a head of :data:`HEADS`; ``<head>+clamp``: with the clamp activation."""
+QUICK_VARIANTS = ("paper", "multiscale+clamp")  # both heads, both activations
 DATA = [f"--data.init_args.frames={FRAMES}", "--data.init_args.num_workers=0"]
 
 
@@ -137,7 +139,7 @@ def main() -> None:
 
     runs = []
     for beta in args.betas:
-        for head in ("paper", "multiscale", "paper+clamp", "multiscale+clamp"):
+        for head in QUICK_VARIANTS if args.quick else VARIANTS:
             model = vae(head, beta, warmup=args.steps // 2, lr=args.lr)
             params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             losses, seconds = train(model, datasets["train"], args.steps, args.batch_size)

@@ -37,7 +37,7 @@ format: $(STAMP)  ## ruff format + autofix
 	$(BIN)/ruff format vidgen tests benchmarks
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## CPU benchmarks (results under benchmarks/results/)
+bench: $(STAMP)  ## every CPU benchmark: rewrites the results and figures the docs cite (hours)
 	$(BIN)/python benchmarks/run_all.py
 
 # The GPU machine has torch and Lightning but no network and no CLI packages: no venv there, the

@@ -3,11 +3,12 @@ loops, timing and the quick mode.
 
 Scripts run as ``python benchmarks/<script>.py`` (this folder is then on ``sys.path``) with
 vidgen installed (``make venv``) or ``PYTHONPATH=.``. Each builds its models from a packaged
-config through :mod:`yaml_models` (no jsonargparse needed, so the GPU machine runs them too),
-trains them with the model's own ``training_step`` and loss, through ``Trainer.fit``
-(:func:`train`) or, where steps are timed one by one, :func:`step_function`, and writes every
-results file through :func:`write_results`. ``--quick`` (:func:`add_quick`) runs a benchmark at
-toy size into a temporary folder: ``tests/test_benchmarks.py`` runs every quick mode.
+config through :mod:`yaml_models` (no jsonargparse needed, so the GPU machine runs them too) or
+runs the ``vidgen`` CLI itself (``compare_predictors.py``, ``real_footage.py``), trains with the
+model's own ``training_step`` and loss, through ``Trainer.fit`` (:func:`train`) or, where steps
+are timed one by one, :func:`step_function`, and writes every results file through
+:func:`write_results`. ``--quick`` (:func:`add_quick`) runs a benchmark at toy size into a
+temporary folder: ``tests/test_benchmarks.py`` runs every quick mode.
 """
 
 from __future__ import annotations

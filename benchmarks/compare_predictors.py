@@ -26,13 +26,12 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import StepTimer, add_quick, fit_and_test, results_dir, write_results
+from common import DOCS, StepTimer, add_quick, fit_and_test, results_dir, write_results
 from filmstrip import filmstrip
 
 from vidgen.cli import CONFIG_DIR, TINY
 from vidgen.evaluation import METRICS
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 STEPS = (1, 4, 8, 16)  # horizon steps shown in the table (1-based)
 DATASETS = {  # dataset -> (data class, vidgen's config for it)
     "shapes": ("vidgen.ShapesDataModule", "demo.yaml"),

@@ -23,7 +23,7 @@ backbone's features of the training clips are computed once (the model's feature
     PYTHONPATH=. python benchmarks/vae_heads.py            # ~15 min on 2 idle CPU cores
     PYTHONPATH=. python benchmarks/vae_heads.py --quick    # toy size, a temporary folder
 
-Writes ``benchmarks/results/vae_heads.{json,md}``.
+Writes ``benchmarks/results/vae_heads.{json,md}`` (``--quick``: a temporary folder).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ format: $(STAMP)  ## ruff format + autofix
 	$(BIN)/ruff format vidgen tests benchmarks
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## CPU benchmarks (results under benchmarks/results/)
+bench: $(STAMP)  ## every CPU benchmark: rewrites the results and figures the docs cite (hours)
 	$(BIN)/python benchmarks/run_all.py
 
 notebooks: $(STAMP)  ## execute the notebooks at their shipped sizes into docs/notebooks/ (outputs kept)

@@ -5,13 +5,14 @@ Usage::
     python benchmarks/bench_deconv.py --device cpu            # paper + demo sizes
     python benchmarks/bench_deconv.py --device cuda --bf16    # on a GPU, under autocast
     python benchmarks/bench_deconv.py --device cpu --sweep    # kernel-size crossover sweep
+    python benchmarks/bench_deconv.py --quick                 # one tiny layer, one step
 
 Each step is ``zero_grad -> y = m(x) -> y.backward(gy)`` in training mode (so the FFT
 path never uses its eval-mode spectrum cache).  Both implementations share the same
 weights and inputs and are timed side by side (interleaved) in one run, after warm-up; on CUDA every
 step is bracketed by ``torch.cuda.synchronize()``.  The median step time is reported.
-Results go to ``benchmarks/results/deconv_<device>[_bf16][_cl].md`` and ``.json`` (or
-``--out``).
+Results go to ``benchmarks/results/deconv[_crossover]_<device>[_bf16][_cl].md`` and ``.json``
+(or ``--out``; ``--quick``: a temporary folder).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from common import RESULTS, environment, timed, write_results
+from common import add_quick, results_dir, timed, write_results
+from provenance import provenance
 
 from vidgen.models.deconv import Deconv2d
 
@@ -40,6 +42,10 @@ class Config:
     @property
     def hout(self) -> int:
         return self.hin + self.kernel - 1
+
+
+QUICK = Config("quick (8->20, k13)", 2, 4, 3, 8, 13)
+"""The layer of ``--quick`` runs: tiny, FFT and direct alike."""
 
 
 def default_configs(device: str, batch: int | None) -> list[Config]:
@@ -129,11 +135,9 @@ def run_config(
     return rows
 
 
-def markdown(rows: list[dict], info: dict, title: str) -> str:
+def markdown(rows: list[dict], title: str) -> str:
     lines = [
         f"# {title}",
-        "",
-        "Environment: " + ", ".join(f"{k}={v}" for k, v in info.items()),
         "",
         (
             "Forward + backward (training mode); implementations interleaved round by "
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         help="kernel-size crossover sweep (batch 8) instead of paper/demo sizes",
     )
     p.add_argument("--out", type=Path, default=None, help="results path (.md and .json)")
+    add_quick(p)
     args = p.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -208,13 +213,13 @@ def main(argv: list[str] | None = None) -> None:
         warmup = args.warmup if args.warmup is not None else 2
     suffix = ("_crossover" if args.sweep else "") + f"_{device.type}"
     suffix += ("_bf16" if args.bf16 else "") + ("_cl" if args.channels_last else "")
-    out = args.out or RESULTS / f"deconv{suffix}"
+    out = args.out or results_dir(args.quick) / f"deconv{suffix}"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    info = environment(device, bf16=args.bf16, channels_last=args.channels_last)
-    print("env:", info, flush=True)
     cfgs = sweep_configs(args.batch) if args.sweep else default_configs(device.type, args.batch)
+    if args.quick:
+        cfgs, repeats, warmup = [QUICK], 1, 1
     rows = []
     for cfg in cfgs:
         rows += run_config(cfg, device, warmup, repeats, args.bf16, args.channels_last)
@@ -224,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{', channels_last' if args.channels_last else ''})"
     )
     print()
-    write_results(out, markdown(rows, info, title), {"env": info, "rows": rows})
+    info = provenance(device=device.type, bf16=args.bf16, channels_last=args.channels_last)
+    write_results(out, markdown(rows, title), rows, info)
 
 
 if __name__ == "__main__":

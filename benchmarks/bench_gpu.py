@@ -39,8 +39,8 @@ back through ``$OUT``; copy them into ``benchmarks/results/`` here)::
 ``--quick`` runs every row at 32 px, 2 clips, one warm-up and one timed step, compile with the
 ``eager`` backend (graph capture without code generation), and reports the CUDA-only rows
 (peak memory, host syncs) as skipped without CUDA; ``tests/test_bench_gpu.py`` runs it.
-Writes ``benchmarks/results/bench_gpu_<device>.{md,json}`` (``--out`` elsewhere) and prints the
-summary table.
+Writes ``benchmarks/results/bench_gpu_<device>.{md,json}`` (``--out`` elsewhere; ``--quick``: a
+temporary folder) and prints the summary table.
 """
 
 from __future__ import annotations
@@ -58,25 +58,23 @@ from typing import Any
 
 import profile_step
 import torch
-from bench_deconv import Config, default_configs, run_config
-from common import RESULTS, optimizer_of, synthetic_batch, timed, write_results
+from bench_deconv import QUICK, default_configs, run_config
+from common import (
+    quick_overrides,
+    results_dir,
+    step_function,
+    synthetic_batch,
+    timed,
+    write_results,
+)
 from profile_step import replace_function
-from provenance import header, provenance
-from yaml_models import build_model, clip_shape, packaged, tiny_overrides
+from provenance import provenance
+from yaml_models import build_model, clip_shape, packaged
 
 SETTINGS = ("fp32", "bf16", "channels_last", "cache", "compile")  # run in this order
 NO_CUDA = "skipped: no CUDA"
-QUICK_SIZE = 32  # frame side of --quick
 GRACE_S = 40.0  # a row started inside the budget is stopped this long after it
 MATCHING = "vidgen.models.motion_estimation.block_match"  # left out of compiled graphs
-
-
-def small_overrides() -> dict[str, list[str]]:
-    """``tests/behaviour.py``'s overrides that fit the 224 px models into 32 px."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from behaviour import SMALL
-
-    return SMALL
 
 
 def build(config: str, setting: str, quick: bool) -> tuple[torch.nn.Module, tuple[int, ...]]:
@@ -88,34 +86,10 @@ def build(config: str, setting: str, quick: bool) -> tuple[torch.nn.Module, tupl
     if setting == "cache":
         overrides.append("--model.init_args.feature_cache_gib=4")
     if quick:
-        overrides += tiny_overrides(config, small_overrides(), QUICK_SIZE)
+        overrides += quick_overrides(config)
     torch.manual_seed(0)
     model, data = build_model(config, *overrides)
     return model, clip_shape(data)
-
-
-def step_function(model: Any, setting: str, device: torch.device, backend: str) -> Any:
-    """One training step of ``model`` for ``setting``: ``step(batch) -> loss``."""
-    opt = optimizer_of(model)
-    forward = model.training_step
-    if setting == "compile":
-        forward = torch.compile(model.training_step, backend=backend)
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16)
-        if setting == "bf16"
-        else contextlib.nullcontext()
-    )
-
-    def step(batch: dict) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        batch = model.on_after_batch_transfer(dict(batch), 0)
-        with autocast:
-            loss = forward(batch, 0)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
 
 
 def reset_memory(device: torch.device) -> None:
@@ -132,7 +106,8 @@ def throughput(config: str, setting: str, device: torch.device, args: argparse.N
     model, shape = build(config, setting, args.quick)
     model = model.to(device).train()
     batch = synthetic_batch(shape, device)
-    step = step_function(model, setting, device, args.compile_backend)
+    backend = args.compile_backend if setting == "compile" else None
+    step = step_function(model, device, setting == "bf16", backend)
     with contextlib.ExitStack() as stack:
         if setting == "compile" and not args.compile_matching:
             undo = replace_function(MATCHING, torch.compiler.disable)
@@ -166,7 +141,7 @@ def host_syncs(config: str, device: torch.device, args: argparse.Namespace) -> d
     model, shape = build(config, "fp32", args.quick)
     model = model.to(device).train()
     batch = synthetic_batch(shape, device)
-    step = step_function(model, "fp32", device, args.compile_backend)
+    step = step_function(model, device)
     step(batch)
     torch.cuda.synchronize(device)
     with warnings.catch_warnings(record=True) as caught:
@@ -184,7 +159,7 @@ def host_syncs(config: str, device: torch.device, args: argparse.Namespace) -> d
 def deconv_rows(device: torch.device, args: argparse.Namespace) -> list[dict]:
     """FFT against direct (cuDNN on a GPU) deconvolution, fp32 and bf16 autocast."""
     if args.quick:
-        configs = [Config("quick (8->20, k13)", 2, 4, 3, 8, 13)]
+        configs = [QUICK]
         warmup, repeats = 1, 1
     else:
         configs = default_configs(device.type, None)
@@ -212,7 +187,7 @@ def over_budget(signum: int, frame: Any) -> None:
 
 def profile_row(config: str, device: torch.device, args: argparse.Namespace) -> dict:
     """``config``'s training step by part (``profile_step.py``), at its own batch size."""
-    small = tiny_overrides(config, small_overrides(), QUICK_SIZE) if args.quick else []
+    small = quick_overrides(config) if args.quick else []
     return profile_step.profile(config, device, None, args.warmup, args.steps, small)
 
 
@@ -263,7 +238,6 @@ def summary(results: dict, info: dict) -> str:
     lines = [
         f"# GPU benchmarks ({info['device']}{', quick' if info['quick'] else ''})",
         "",
-        header(info),
         "Training step (forward + loss, backward, optimiser step) on a random uint8 batch at "
         "each config's own frame size and batch size (`--quick`: 32 px, 2 clips), random "
         "backbone weights. Frames/s = batch x frames / median step; (x): against the fp32 "
@@ -381,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps,
         seconds=round(time.perf_counter() - start, 1),
     )
-    out = args.out or RESULTS / f"bench_gpu{'_quick' if args.quick else ''}_{device.type}"
-    write_results(out, summary(results, info), {"provenance": info, **results})
+    out = args.out or results_dir(args.quick) / f"bench_gpu_{device.type}"
+    write_results(out, summary(results, info), results, info)
     errors = [r for rows in results.values() for r in rows if "error" in r]
     return 1 if errors else 0
 

@@ -9,24 +9,28 @@ files, 320x240, 25 fps, 2-10 s, panning textures) in one run, and report:
   (shorter side resized to 112 and centre crop on both sides; vidgen resizes at decode time,
   torchvision decodes full frames and resizes in its transform);
 - vidgen with ``frame_cache=True``: the one-time build (every video decoded into the cache under
-  ``~/.cache/vidgen``, deleted first), its size on disk and the clips/s read from it;
+  ``<root>/cache``, deleted first), its size on disk and the clips/s read from it;
 - vidgen per decoder (``data.decoder``: decord, torchcodec, pyav; those installed): clips/s
   decoding every clip, same loader settings (``--decoders-only`` measures just this).
 
-torchvision 0.28+ decodes through TorchCodec, which needs the system's FFmpeg libraries. When
-``import torchcodec`` or its decoder fails, the setup says so and installs them
-(``apt-get install libavcodec-dev ...`` as root, ``pip install torchcodec``); ``--no-install``
-skips that and benchmarks vidgen alone.
+It needs decord (``pip install -e '.[decord]'``). torchvision 0.28+ decodes through TorchCodec,
+which needs the system's FFmpeg libraries: where it does not work the benchmark stops and names
+what to install (nothing is installed for you); ``--without-torchvision`` benchmarks vidgen
+alone.
 
     python benchmarks/bench_ucf101.py [--videos 288] [--root /tmp/vidgen_bench_ucf101]
     python benchmarks/bench_ucf101.py --decoders-only   # -> results/decoders_cpu.md
+    python benchmarks/bench_ucf101.py --quick           # 16 tiny videos, 32 px clips
+
+Writes ``benchmarks/results/ucf101_cpu.{md,json}`` (``decoders_cpu`` with ``--decoders-only``;
+``--quick``: a temporary folder, the corpus in it too).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -35,10 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import add_quick, results_dir, write_results
+from provenance import provenance
 
-HERE = Path(__file__).resolve().parent
-
-APT = "libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev"
+FFMPEG = (  # the system FFmpeg libraries TorchCodec loads (Debian/Ubuntu packages)
+    "libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev"
+)
 CLASSES = (
     "ApplyEyeMakeup",
     "Archery",
@@ -69,58 +75,53 @@ def torchcodec_works(sample: Path) -> str | None:
     return None if run.returncode == 0 else (run.stderr.strip().splitlines() or ["?"])[-1]
 
 
-def ensure_torchcodec(sample: Path, install: bool) -> bool:
-    reason = torchcodec_works(sample)
-    if reason is None:
-        return True
-    say(f"setup: TorchCodec does not work here ({reason[:160]})")
-    if not install:
-        say("setup: --no-install given; benchmarking vidgen alone")
-        return False
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        say(f"setup: installing the system FFmpeg libraries: apt-get install -y {APT}")
-        subprocess.run(["apt-get", "update", "-qq"], check=False)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", *APT.split()], check=False, env=env)
-    else:
-        say(f"setup: cannot apt-get here; install FFmpeg libraries yourself ({APT})")
-    say("setup: pip install torchcodec")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchcodec"], check=False)
+def require_decord() -> None:
+    """Stop with what to install where decord (vidgen's default decoder) is missing."""
+    if importlib.util.find_spec("decord") is None:
+        sys.exit("bench_ucf101.py needs decord: pip install -e '.[decord]' (or pip install decord)")
+
+
+def require_torchcodec(sample: Path) -> None:
+    """Stop with what to install where TorchCodec (torchvision's decoder) fails on ``sample``."""
     reason = torchcodec_works(sample)
     if reason is not None:
-        say(f"setup: TorchCodec still fails ({reason[:160]}); benchmarking vidgen alone")
-    return reason is None
+        sys.exit(
+            f"torchvision's UCF101 decodes through TorchCodec, which fails here ({reason[:160]}). "
+            "Install it (pip install -e '.[torchcodec]') and the system FFmpeg libraries it "
+            f"loads (Debian/Ubuntu: apt-get install {FFMPEG}), or pass --without-torchvision "
+            "to benchmark vidgen alone."
+        )
 
 
-def make(root: Path, videos: int, workers: int):
+def make(root: Path, videos: int, workers: int, quick: bool) -> list[Path]:
+    """The corpus under ``root`` (made once per size: a marker file says it is complete); its
+    videos. ``quick``: 2 classes of one short 64x48 video per group."""
     from vidgen.data.fake_ucf101 import make_corpus
 
-    per_class_group = max(1, round(videos / (len(CLASSES) * 8)))
-    marker = root / f".complete_{videos}"
-    t0 = time.perf_counter()
+    classes = CLASSES[:2] if quick else CLASSES
+    per_class_group = 1 if quick else max(1, round(videos / (len(classes) * 8)))
+    marker = root / f".complete_{'quick' if quick else videos}"
     if not marker.exists():
         shutil.rmtree(root, ignore_errors=True)
-        say(f"generating ~{videos} videos (320x240, 25 fps, 2-10 s) under {root} ...")
-    corpus = None
-    if not marker.exists():
-        corpus = make_corpus(
+        say(f"generating ~{videos} videos under {root} ...")
+        t0 = time.perf_counter()
+        make_corpus(
             root,
-            classes=CLASSES,
+            classes=classes,
             groups=8,
             clips=per_class_group,
-            size=(320, 240),
-            lengths=(50, 250),
+            size=(64, 48) if quick else (320, 240),
+            lengths=(20, 30) if quick else (50, 250),
             content="texture",
             quirks=False,
             workers=workers,
         )
         marker.touch()
         say(f"  generated in {time.perf_counter() - t0:.0f} s")
-    files = sorted((root / "UCF-101").glob("*/*.avi"))
-    return corpus, files
+    return sorted((root / "UCF-101").glob("*/*.avi"))
 
 
-def loader_rate(loader, batches: int) -> tuple[float, float]:
+def loader_rate(loader, batches: int, size: int) -> tuple[float, float]:
     """(seconds to the first batch, clips/s over the next ``batches`` batches)."""
     t0 = time.perf_counter()
     it = iter(loader)
@@ -136,34 +137,36 @@ def loader_rate(loader, batches: int) -> tuple[float, float]:
         clips += len(batch["video"] if isinstance(batch, dict) else batch[0])
     t2 = time.perf_counter()
     del it
-    assert (first["video"] if isinstance(first, dict) else first[0]).shape[-1] == 112
+    assert (first["video"] if isinstance(first, dict) else first[0]).shape[-1] == size
     return t1 - t0, clips / (t2 - t1)
 
 
-def vidgen_module(root: Path, workers: int, batch_size: int, **kwargs):
-    """The benchmarked UCF101DataModule: 8-frame clips at 112 px, ``workers`` everywhere."""
+def vidgen_module(args: argparse.Namespace, **kwargs):
+    """The benchmarked UCF101DataModule: 8-frame clips at ``args.size`` px, ``args.workers``
+    everywhere, its caches under ``<root>/cache``."""
     from vidgen.data.ucf101 import UCF101DataModule
 
     return UCF101DataModule(
-        str(root),
+        str(args.root),
         frames=8,
         frame_skip=0,
-        image_size=112,
-        batch_size=batch_size,
-        num_workers=workers,
-        index_workers=workers,
+        image_size=args.size,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        index_workers=args.workers,
         progress=False,
+        cache_dir=str(args.root / "cache"),
         **kwargs,
     )
 
 
-def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
+def bench_vidgen(args: argparse.Namespace) -> dict:
     from vidgen.data import ucf101
 
+    root, batches, repeats = args.root, args.batches, args.repeats
+
     def dm(verify: bool = False, frame_cache: bool = False):
-        return vidgen_module(
-            root, workers, batch_size, verify_videos=verify, frame_cache=frame_cache
-        )
+        return vidgen_module(args, verify_videos=verify, frame_cache=frame_cache)
 
     def cold(verify: bool) -> float:
         times = []
@@ -183,7 +186,7 @@ def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeat
         module.setup("fit")
         times.append(time.perf_counter() - t0)
     out["index_cached"] = float(np.median(times))
-    out["first"], out["rate"] = loader_rate(module.train_dataloader(), batches)
+    out["first"], out["rate"] = loader_rate(module.train_dataloader(), batches, args.size)
 
     module = dm(frame_cache=True)
     cache = module.frame_cache_dir()
@@ -192,30 +195,32 @@ def bench_vidgen(root: Path, workers: int, batches: int, batch_size: int, repeat
     module.setup("fit")  # the cached index, then every video decoded into the frame cache
     out["cache_build"] = time.perf_counter() - t0 - out["index_cached"]
     out["cache_bytes"] = sum(f.stat().st_size for f in cache.rglob("*.npy"))
-    out["cache_first"], out["cache_rate"] = loader_rate(module.train_dataloader(), 5 * batches)
+    loader = module.train_dataloader()
+    out["cache_first"], out["cache_rate"] = loader_rate(loader, 5 * batches, args.size)
     return out
 
 
-def bench_decoders(root: Path, workers: int, batches: int, batch_size: int, repeats: int) -> dict:
+def bench_decoders(args: argparse.Namespace) -> dict:
     """Clips/s of vidgen's UCF101DataModule decoding every clip, per installed decoder: the
     median of ``repeats`` rounds, the decoders taking turns within each round (load drifts)."""
     from vidgen.data.decoders import DECODERS, installed
 
     rounds: dict[str, list] = {d: [] for d in DECODERS if installed(d)}
-    for r in range(repeats):
+    for r in range(args.repeats):
         for decoder, runs in rounds.items():
-            module = vidgen_module(root, workers, batch_size, decoder=decoder)
+            module = vidgen_module(args, decoder=decoder)
             module.setup("fit")
-            runs.append(loader_rate(module.train_dataloader(), batches))
+            runs.append(loader_rate(module.train_dataloader(), args.batches, args.size))
             say(f"  round {r}, {decoder}: {runs[-1][1]:.1f} clips/s")
     return {
         d: tuple(float(np.median(v)) for v in zip(*runs, strict=True)) for d, runs in rounds.items()
     }
 
 
-def reader_ms(files: list[Path], clips: int = 60, repeats: int = 3) -> dict[str, float]:
-    """ms per 8-frame clip (stride 2, random start) at 112 px in one process, per decoder's
-    reader (no DataLoader): the median of ``repeats`` rounds, decoders taking turns."""
+def reader_ms(files: list[Path], size: int, clips: int = 60, repeats: int = 3) -> dict[str, float]:
+    """ms per 8-frame clip (stride 2, random start) at ``size`` px in one process, per
+    decoder's reader (no DataLoader): the median of ``repeats`` rounds, decoders taking
+    turns."""
     from vidgen.data.decoders import DECODERS, installed, make_reader, probe
 
     infos = {f: probe(f, verify=False) for f in files[:clips]}
@@ -226,9 +231,17 @@ def reader_ms(files: list[Path], clips: int = 60, repeats: int = 3) -> dict[str,
             t0 = time.perf_counter()
             for f, info in infos.items():
                 start = int(rng.integers(0, info.frames - 15))
-                reader.read(str(f), np.arange(start, start + 16, 2), 112, (info.width, info.height))
+                reader.read(
+                    str(f), np.arange(start, start + 16, 2), size, (info.width, info.height)
+                )
             runs.append((time.perf_counter() - t0) / len(infos) * 1000)
     return {d: float(np.median(v)) for d, v in times.items()}
+
+
+def corpus_line(files: list[Path], quick: bool) -> str:
+    """What the corpus is, for the tables."""
+    frames = "64x48, 25 fps, 20-30 frames" if quick else "320x240, 25 fps, 2-10 s"
+    return f"{len(files)} generated mpeg4 .avi videos in the UCF101 layout, {frames}"
 
 
 def write_decoders(args, files, rates: dict, load: tuple[float, float], ms: dict) -> None:
@@ -236,15 +249,14 @@ def write_decoders(args, files, rates: dict, load: tuple[float, float], ms: dict
     lines = [
         "# Clips/s per decoder (`data.decoder`), CPU",
         "",
-        f"Corpus: {len(files)} generated mpeg4 .avi videos in the UCF101 layout, 320x240, 25 fps, "
-        f"2-10 s. Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
+        f"Corpus: {corpus_line(files, args.quick)}. "
         f"UCF101DataModule, DataLoader with {args.workers} workers, batch {args.batch_size}, "
-        f"8-frame clips at 112x112, {args.batches} batches timed after the first, every clip "
-        f"decoded (no frame cache); median of {args.repeats} rounds, the decoders taking turns "
-        f"in each. Last column: one process, no DataLoader, a new file each clip (what a "
-        f"worker does), median of 3 rounds over 60 files. 1-minute load average "
-        f"{load[0]:.1f} before / {load[1]:.1f} "
-        "after (other jobs shared the cores).",
+        f"8-frame clips at {args.size}x{args.size}, {args.batches} batches timed after the "
+        f"first, every clip decoded (no frame cache); median of {args.repeats} rounds, the "
+        f"decoders taking turns in each. Last column: one process, no DataLoader, a new file "
+        f"each clip (what a worker does), median of {args.reader_repeats} rounds over "
+        f"{min(len(files), 60)} files. 1-minute load average {load[0]:.1f} before / "
+        f"{load[1]:.1f} after (other jobs shared the cores).",
         "",
         "| decoder | version | first batch (s) | clips/s | ms a clip, one process |",
         "|---|---|---|---|---|",
@@ -252,11 +264,8 @@ def write_decoders(args, files, rates: dict, load: tuple[float, float], ms: dict
     for decoder, (first, rate) in rates.items():
         version = __import__(versions[decoder]).__version__
         lines.append(f"| {decoder} | {version} | {first:.2f} | {rate:.1f} | {ms[decoder]:.1f} |")
-    text = "\n".join([*lines, ""])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    say(text)
-    say(f"written to {args.out}")
+    data = {"videos": len(files), "rates": rates, "reader_ms": ms, "load": load}
+    write_results(args.out, "\n".join([*lines, ""]), data)
 
 
 def _collate_tv(items):
@@ -266,23 +275,25 @@ def _collate_tv(items):
 
 
 class _TvTransform:
-    """Shorter side to 112, centre crop 112 (as vidgen does), on a uint8 (T, C, H, W) clip."""
+    """Shorter side to ``size``, centre crop ``size`` (as vidgen does), on a uint8
+    (T, C, H, W) clip."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         from torchvision.transforms import v2
 
-        self.t = v2.Compose([v2.Resize(112, antialias=True), v2.CenterCrop(112)])
+        self.t = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
 
     def __call__(self, clip):
         return self.t(clip)
 
 
-def bench_torchvision(root: Path, workers: int, batches: int, batch_size: int, repeats: int):
+def bench_torchvision(args: argparse.Namespace) -> dict:
     from torch.utils.data import DataLoader, RandomSampler
     from torchvision.datasets import UCF101
 
+    root, workers, batch_size, batches = args.root, args.workers, args.batch_size, args.batches
     times = []
-    for _ in range(repeats):
+    for _ in range(args.repeats):
         t0 = time.perf_counter()
         ds = UCF101(
             str(root / "UCF-101"),
@@ -291,7 +302,7 @@ def bench_torchvision(root: Path, workers: int, batches: int, batch_size: int, r
             step_between_clips=8,
             fold=1,
             train=True,
-            transform=_TvTransform(),
+            transform=_TvTransform(args.size),
             num_workers=workers,
             output_format="TCHW",
         )
@@ -301,20 +312,22 @@ def bench_torchvision(root: Path, workers: int, batches: int, batch_size: int, r
     loader = DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=_collate_tv
     )
-    first, rate = loader_rate(loader, batches)
+    first, rate = loader_rate(loader, batches, args.size)
     return {"index_cold": index, "first": first, "rate": rate, "clips": len(ds)}
 
 
-def bench_strategies(files: list[Path], repeats: int = 60) -> dict[str, float]:
-    """ms per 8-frame clip (stride 2) at 112 px on seekable AVI, three ways of asking decord."""
+def bench_strategies(files: list[Path], size: int, repeats: int = 60) -> dict[str, float]:
+    """ms per 8-frame clip (stride 2) at ``size`` px on seekable AVI, three ways of asking
+    decord."""
     import decord
 
+    width = round(size * 4 / 3)  # the corpus is 4:3
     out = {}
     for name in ("get_batch(indices)", "get_batch(range) + select", "seek per frame"):
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()
         for f in files[:6]:  # one open reader at a time (open idle readers cost CPU)
-            vr = decord.VideoReader(str(f), width=149, height=112, num_threads=1)
+            vr = decord.VideoReader(str(f), width=width, height=size, num_threads=1)
             for _ in range(repeats // 6):
                 start = int(rng.integers(0, len(vr) - 15))
                 idx = list(range(start, start + 16, 2))
@@ -337,20 +350,29 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3, help="index builds timed (median)")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "ucf101_cpu.md")
-    parser.add_argument("--no-install", action="store_true")
+    parser.add_argument("--out", type=Path, help="results path without suffix")
+    parser.add_argument("--without-torchvision", action="store_true", help="benchmark vidgen alone")
     parser.add_argument("--decoders-only", action="store_true", help="clips/s per decoder only")
+    add_quick(parser)
     args = parser.parse_args(argv)
+    folder = results_dir(args.quick)
+    args.out = args.out or folder / ("decoders_cpu" if args.decoders_only else "ucf101_cpu")
+    args.size, args.reader_repeats, strategy_repeats = 112, 3, 60
+    if args.quick:
+        args.root = folder / "corpus"
+        args.videos, args.workers, args.batch_size, args.batches, args.repeats = 16, 1, 2, 1, 1
+        args.size, args.reader_repeats, strategy_repeats = 32, 1, 6
+    require_decord()
 
-    _, files = make(args.root, args.videos, args.workers)
+    files = make(args.root, args.videos, args.workers, args.quick)
     if args.decoders_only:
-        if args.out == parser.get_default("out"):
-            args.out = HERE / "results" / "decoders_cpu.md"
         load_before = os.getloadavg()[0]
-        rates = bench_decoders(args.root, args.workers, args.batches, args.batch_size, args.repeats)
-        ms = reader_ms(files)
+        rates = bench_decoders(args)
+        ms = reader_ms(files, args.size, repeats=args.reader_repeats)
         write_decoders(args, files, rates, (load_before, os.getloadavg()[0]), ms)
         return
+    if not args.without_torchvision:
+        require_torchcodec(files[0])
     seconds = [0.0]
     import decord
 
@@ -359,52 +381,49 @@ def main(argv=None) -> None:
         seconds.append(len(vr) / vr.get_avg_fps())
         del vr
     say(f"corpus: {len(files)} videos, {sum(seconds) / 60:.1f} min of video")
-    have_tv = ensure_torchcodec(files[0], not args.no_install)
 
     load_before = os.getloadavg()[0]
-    strategies = bench_strategies(files)
+    strategies = bench_strategies(files, args.size, strategy_repeats)
     say(f"decord strategies (ms/clip): {strategies}")
-    ours = bench_vidgen(args.root, args.workers, args.batches, args.batch_size, args.repeats)
+    ours = bench_vidgen(args)
     say(f"vidgen: {ours}")
-    ours["decoders"] = bench_decoders(
-        args.root, args.workers, args.batches, args.batch_size, args.repeats
-    )
-    tv = None
-    if have_tv:
-        tv = bench_torchvision(args.root, args.workers, args.batches, args.batch_size, args.repeats)
+    ours["decoders"] = bench_decoders(args)
+    tv = None if args.without_torchvision else bench_torchvision(args)
     say(f"torchvision: {tv}")
     load = (load_before, os.getloadavg()[0])
     write_table(args, files, sum(seconds), ours, tv, strategies, load)
 
 
-def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> None:
+def versions() -> dict[str, str]:
+    """The versions of the video packages the table depends on (those installed)."""
+    import decord
     import torchvision
 
+    out = {"torchvision": torchvision.__version__, "decord": decord.__version__}
+    if importlib.util.find_spec("torchcodec") is not None:
+        import torchcodec
+
+        out["torchcodec"] = torchcodec.__version__
+    return out
+
+
+def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> None:
     def ratio(a, b, faster_is_smaller=True):
         if tv is None:
             return "n/a"
         return f"{(b / a if faster_is_smaller else a / b):.1f}x"
 
     tv_cell = (lambda key, fmt: fmt.format(tv[key])) if tv else (lambda key, fmt: "n/a")
-    versions = f"torch {torch.__version__}, torchvision {torchvision.__version__}"
-    try:
-        import torchcodec
-
-        versions += f", torchcodec {torchcodec.__version__}"
-    except Exception:
-        pass
-    import decord
-
-    versions += f", decord {decord.__version__}"
+    classes = len({f.parent.name for f in files})
+    size = args.size
     lines = [
         "# UCF101 pipeline: vidgen vs torchvision (CPU)",
         "",
-        f"Corpus: {len(files)} generated mpeg4 .avi videos in the UCF101 layout, 320x240, "
-        f"25 fps, 2-10 s ({seconds / 60:.1f} min in all), {len(CLASSES)} classes, fold 1.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{versions}. DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
-        f"clips at 112x112 (shorter side to 112 + centre crop), {args.batches} batches timed "
-        f"({5 * args.batches} with the frame cache) "
+        f"Corpus: {corpus_line(files, args.quick)} ({seconds / 60:.1f} min in all), "
+        f"{classes} classes, fold 1.",
+        f"DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
+        f"clips at {size}x{size} (shorter side to {size} + centre crop), {args.batches} "
+        f"batches timed ({5 * args.batches} with the frame cache) "
         f"after the first. Index times: median of {args.repeats} builds. 1-minute load average "
         f"{load[0]:.1f} before / {load[1]:.1f} after (above ~2 other jobs shared the cores).",
         "",
@@ -434,17 +453,16 @@ def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> 
         "clips/s per decoder, decoding every clip (same loader): "
         + ", ".join(f"{d} {rate:.1f}" for d, (_first, rate) in ours["decoders"].items()),
         "",
-        "decord, ms per 8-frame clip (stride 2) at 112 px on these AVI files (one process):",
+        f"decord, ms per 8-frame clip (stride 2) at {size} px on these AVI files (one process):",
         "",
         "| " + " | ".join(strategies) + " |",
         "|" + "---|" * len(strategies),
         "| " + " | ".join(f"{v:.1f}" for v in strategies.values()) + " |",
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    say("\n".join(lines))
-    say(f"written to {args.out}")
+    data = {"videos": len(files), "vidgen": ours, "torchvision": tv, "decord": strategies}
+    info = provenance(**versions())
+    write_results(args.out, "\n".join(lines), data | {"load": load}, info)
 
 
 if __name__ == "__main__":

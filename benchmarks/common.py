@@ -1,16 +1,25 @@
-"""What the benchmarks share: the results folder, timing, the environment line, results files,
-fitting and testing a config.
+"""What the benchmarks share: where results go, the one writer of results files, the training
+loops, timing and the quick mode.
 
 Scripts run as ``python benchmarks/<script>.py`` (this folder is then on ``sys.path``) with
-vidgen installed (``make venv``) or ``PYTHONPATH=.``.
+vidgen installed (``make venv``) or ``PYTHONPATH=.``. Each builds its models from a packaged
+config through :mod:`yaml_models` (no jsonargparse needed, so the GPU machine runs them too) or
+runs the ``vidgen`` CLI itself (``compare_predictors.py``, ``real_footage.py``), trains with the
+model's own ``training_step`` and loss, through ``Trainer.fit`` (:func:`train`) or, where steps
+are timed one by one, :func:`step_function`, and writes every results file through
+:func:`write_results`. ``--quick`` (:func:`add_quick`) runs a benchmark at toy size into a
+temporary folder: ``tests/test_benchmarks.py`` runs every quick mode.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
-import platform
 import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,11 +27,76 @@ from typing import Any, TypeVar
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader, Dataset
+from yaml_models import tiny_overrides
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 """Where every benchmark writes ``<name>.md`` (quoted in the docs) and ``<name>.json``."""
+DOCS = ROOT / "docs"
+"""Where the figures that the README and the docs show are written."""
+QUICK_SIZE = 32
+"""Frame side of ``--quick`` runs."""
+QUICK_CONFIGS = ["demo_paper.yaml"]
+"""The packaged configs of the ``--quick`` runs that go over configs: the paper's predictor
+takes seconds everywhere (vidgen's motion models take minutes to trace for torch.compile)."""
 
 T = TypeVar("T")
+
+
+def add_quick(parser: argparse.ArgumentParser) -> None:
+    """The ``--quick`` option: toy sizes, a step or two, results in a temporary folder."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="toy size (32 px or less, 1-2 steps), written to a temporary folder: checks that "
+        "the benchmark runs, measures nothing",
+    )
+
+
+def results_dir(quick: bool) -> Path:
+    """:data:`RESULTS`, or for a ``--quick`` run a new temporary folder (toy numbers never
+    replace the committed results)."""
+    return Path(tempfile.mkdtemp(prefix="vidgen-bench-")) if quick else RESULTS
+
+
+def small_overrides() -> dict[str, list[str]]:
+    """``tests/behaviour.py``'s overrides that fit the 224 px models into 32 px."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from behaviour import SMALL
+
+    return SMALL
+
+
+def quick_overrides(config: str) -> list[str]:
+    """Overrides that shrink ``config`` to :data:`QUICK_SIZE` px and 2 clips (random backbone
+    weights; small heads for the 224 px models)."""
+    return tiny_overrides(config, small_overrides(), QUICK_SIZE)
+
+
+def write_results(
+    path: Path, markdown: str, data: Any = None, info: dict[str, Any] | None = None
+) -> None:
+    """The one writer of results files: ``markdown`` to ``path`` with suffix ``.md`` and
+    ``data`` (if any) to ``.json`` beside it, both stamped with ``info``
+    (:func:`provenance.provenance`: commit and whether the tree was dirty, date, CPU and GPU,
+    versions, threads, the command; taken now by default), under the markdown's title line and
+    as ``"provenance"`` in the JSON (a ``data`` that is not a dict goes under ``"rows"``).
+    Files are replaced, never appended to; the markdown is printed too."""
+    from provenance import header, provenance
+
+    info = info or provenance()
+    title, _, rest = markdown.partition("\n")
+    markdown = f"{title}\n\n{header(info)}{rest}"
+    print(markdown)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".md").write_text(markdown)
+    written = [path.with_suffix(".md")]
+    if data is not None:
+        data = {"provenance": info, **(data if isinstance(data, dict) else {"rows": data})}
+        path.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+        written.append(path.with_suffix(".json"))
+    print("wrote " + " and ".join(str(p) for p in written))
 
 
 def sync(device: torch.device) -> None:
@@ -127,40 +201,74 @@ class BudgetCheckpoints(TrainClock):
         self._mark = time.perf_counter()
 
 
-def environment(device: torch.device, **extra: Any) -> dict[str, Any]:
-    """What a result depends on besides the code: versions, threads, CPU or GPU."""
-    info = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": device.type,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        **extra,
+class Losses(L.Callback):
+    """The loss of every training step, as ``training_step`` returned it."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, model: Any, outputs: Any, *args: Any) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def trainer(**settings: Any) -> L.Trainer:
+    """A Trainer that only trains, on the CPU unless ``settings`` say otherwise: no logger,
+    checkpoints, progress bar, model summary or validation (a benchmark times or scores the
+    model itself, not a run's outputs)."""
+    defaults = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "limit_val_batches": 0,
+        "num_sanity_val_steps": 0,
     }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+    return L.Trainer(**{**defaults, **settings})
 
 
-def write_results(path: Path, markdown: str, data: Any = None) -> None:
-    """Print ``markdown``; write it to ``path`` with suffix ``.md`` and ``data`` (if any) to
-    ``.json`` beside it, both stamped with their provenance (:mod:`provenance`: commit, date,
-    machine, versions, threads, command) under the markdown's title line."""
-    from provenance import header, provenance
+def train(
+    model: L.LightningModule, dataset: Dataset, steps: int, batch_size: int, seed: int = 0
+) -> tuple[list[float], float]:
+    """``steps`` optimiser steps of ``Trainer.fit`` (the model's own ``training_step``, loss and
+    optimiser) on ``dataset`` in minibatches shuffled by ``seed``, epoch after epoch: models
+    trained with the same seed see the same clips in the same order. Returns every step's loss
+    and the wall seconds of the fit."""
+    torch.manual_seed(seed)
+    order = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size, shuffle=True, drop_last=True, generator=order)
+    losses = Losses()
+    start = time.perf_counter()
+    trainer(max_steps=steps, max_epochs=-1, callbacks=[losses]).fit(model, loader)
+    return losses.losses, time.perf_counter() - start
 
-    info = provenance()
-    title, _, rest = markdown.partition("\n")
-    markdown = f"{title}\n\n{header(info)}{rest}"
-    if isinstance(data, dict):
-        data = {"provenance": info, **data}
-    print(markdown)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".md").write_text(markdown)
-    written = [path.with_suffix(".md")]
-    if data is not None:
-        path.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
-        written.append(path.with_suffix(".json"))
-    print("wrote " + " and ".join(str(p) for p in written))
+
+def step_function(
+    model: Any, device: torch.device, bf16: bool = False, compile_backend: str | None = None
+) -> Callable[[dict], torch.Tensor]:
+    """One training step of ``model`` as ``Trainer.fit`` runs it, for loops that time steps one
+    by one: ``step(batch) -> loss`` passes the batch through ``on_after_batch_transfer`` and
+    ``training_step`` (the model's own loss; under bf16 autocast with ``bf16``, compiled with
+    ``compile_backend`` if given), backward, then steps the model's own optimiser."""
+    opt = optimizer_of(model)
+    forward = model.training_step
+    if compile_backend is not None:
+        forward = torch.compile(model.training_step, backend=compile_backend)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    )
+
+    def step(batch: dict) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        batch = model.on_after_batch_transfer(dict(batch), 0)
+        with autocast:
+            loss = forward(batch, 0)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
 
 
 def fit_and_test(args: list[str], root: Path, *fit_args: str) -> tuple[Any, float, dict]:

@@ -21,13 +21,13 @@ metrics at once.
 
     python benchmarks/compare_predictors.py                  # both datasets, packaged budgets
     python benchmarks/compare_predictors.py --datasets textured --epochs 2 --long-epochs 8
-    python benchmarks/compare_predictors.py --quick          # every code path, tiny, a few min
+    python benchmarks/compare_predictors.py --quick          # every code path, tiny, a temp folder
 
 Writes ``benchmarks/results/predictors_<datasets>.{md,json}`` and a filmstrip per dataset
 (``docs/filmstrip_<dataset>.png``: truth, the paper's rollout, vidgen's); each run's folder
 (videos, ``horizons.png``, checkpoints) stays under ``runs/compare/<dataset>/<config>``.
 ``--quick`` (the tiny overlay: 2 clips a batch, 2 batches an epoch, 3 epochs of SimVP) writes
-all of it under ``runs/compare_quick/`` instead.
+all of it to a new temporary folder instead.
 """
 
 from __future__ import annotations
@@ -39,12 +39,14 @@ from typing import Any
 
 import torch
 from common import (
-    RESULTS,
+    DOCS,
     BudgetCheckpoints,
     StepTimer,
     TrainClock,
+    add_quick,
     evaluate_checkpoint,
     fit_and_test,
+    results_dir,
     write_results,
 )
 from filmstrip import filmstrip
@@ -52,7 +54,6 @@ from filmstrip import filmstrip
 from vidgen.cli import CONFIG_DIR, TINY
 from vidgen.evaluation import METRICS
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 STEPS = (1, 4, 8, 16)  # horizon steps shown in the table (1-based)
 DATASETS = {  # dataset -> (data class, vidgen's config for it, SimVP's)
     "shapes": ("vidgen.ShapesDataModule", "demo.yaml", "simvp_demo.yaml"),
@@ -216,19 +217,16 @@ def main_cli() -> None:
     parser.add_argument(
         "--long-epochs", type=int, help=f"SimVP's one fit (default {LONG_EPOCHS}; quick 3)"
     )
-    parser.add_argument("--quick", action="store_true", help="tiny runs under runs/compare_quick")
+    add_quick(parser)
     parser.add_argument("--out", type=Path, help="default: results/predictors_<datasets>.md")
     parser.add_argument("--filmstrips", type=Path, help="folder for the PNGs (default: docs)")
-    parser.add_argument("--runs", type=Path, help="default: runs/compare (quick: compare_quick)")
+    parser.add_argument("--runs", type=Path, help="default: runs/compare (quick: temporary)")
     args = parser.parse_args()
-    args.runs = (
-        args.runs or Path("runs/compare_quick" if args.quick else "runs/compare")
-    ).resolve()
+    folder = results_dir(args.quick)
+    args.runs = (args.runs or (folder / "runs" if args.quick else Path("runs/compare"))).resolve()
     args.long_epochs = args.long_epochs or (QUICK_LONG_EPOCHS if args.quick else LONG_EPOCHS)
-    args.filmstrips = args.filmstrips or (args.runs if args.quick else DOCS)
-    out = args.out or (args.runs if args.quick else RESULTS) / (
-        f"predictors_{'_'.join(args.datasets)}.md"
-    )
+    args.filmstrips = args.filmstrips or (folder if args.quick else DOCS)
+    out = args.out or folder / f"predictors_{'_'.join(args.datasets)}.md"
     lines, notes, raw = header(), [], {}
     for dataset in args.datasets:
         rows, missed = compare(dataset, args)

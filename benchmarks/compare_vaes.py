@@ -3,9 +3,10 @@
 Both models are built from their packaged configs (``vae_demo_paper.yaml``: the paper's VAE at
 demo size; ``vae_demo.yaml``: the improved one), on the same data (the configs' embedded
 shapes, 32 px, 8 frames), from the same seed, for the same number of optimiser steps of the
-same batch size (the training videos as fixed centred clips, their frozen-backbone features
-computed once: on a shared 2-core CPU the backbone is most of a step). Then, on the held-out
-test clips:
+same batch size, through ``Trainer.fit`` with each model's own loss (:func:`common.train`; the
+training videos as fixed centred clips, their frozen-backbone features computed once by the
+model's feature cache: on a shared 2-core CPU the backbone is most of a step). Then, on the
+held-out test clips:
 
 - reconstruction PSNR / SSIM from z = mu, beside the clip's mean frame (the paper's failure);
 - the z gaps: PSNR(own z) - PSNR(z replaced by another clip's z / by ones / by zeros);
@@ -18,39 +19,37 @@ test clips:
 
 Metrics of reconstructions are over frames 2..8 (a conditional model is given frame 1).
 
-    PYTHONPATH=. python benchmarks/compare_vaes.py                # the table in docs/results.md
-    PYTHONPATH=. python benchmarks/compare_vaes.py --steps 5 --classifier-steps 5 --out /tmp/x
+    PYTHONPATH=. python benchmarks/compare_vaes.py --steps 300    # the table in docs/results.md
+    PYTHONPATH=. python benchmarks/compare_vaes.py --quick        # toy size, a temporary folder
 
-Writes ``<out>/vae_compare.{md,json}`` and ``docs/vae_samples.png`` (with the default ``--out``).
+Writes ``benchmarks/results/vae_compare.{md,json}`` and ``docs/vae_samples.png`` (``--quick``:
+both in a temporary folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from common import DOCS, add_quick, results_dir, train, write_results
 from shapes_classifier import train_classifier
 from torch import Tensor
+from yaml_models import build_data, build_model
 
-from vidgen.cli import build
-from vidgen.data.datamodule import VideoDataModule
 from vidgen.evaluation import collapse_score, frame_metrics
 from vidgen.fvd import frechet_distance, video_features
 from vidgen.models.vae_base import VAEModule
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 MODELS = {"paper": "vae_demo_paper.yaml", "improved": "vae_demo.yaml"}
 SKIP = 1  # reconstructions are scored after the first frame (a conditional model is given it)
-
-
-def from_config(name: str) -> tuple[VAEModule, VideoDataModule]:
-    """Model and data module of a packaged config, as ``vidgen fit`` would build them."""
-    cli = build(name, "--trainer.logger=false")
-    return cli.model, cli.datamodule
+QUICK_DATA = [  # --quick: a few clips of each split
+    "--data.init_args.num_train=4",
+    "--data.init_args.num_val=4",
+    "--data.init_args.num_test=4",
+    "--data.init_args.batch_size=2",
+]
 
 
 def clips(source) -> Tensor:
@@ -58,39 +57,6 @@ def clips(source) -> Tensor:
     if isinstance(source, torch.utils.data.Dataset):
         return torch.stack([item["video"] for item in source]).float().div_(255)
     return torch.cat([batch["video"] for batch in source]).float().div_(255)
-
-
-@torch.no_grad()
-def features(model: VAEModule, video: Tensor, batch: int = 64) -> Tensor:
-    """Frozen-backbone features of every clip, computed once (the backbone never trains)."""
-    return torch.cat([model.encode(video[i : i + batch]) for i in range(0, len(video), batch)])
-
-
-def train(
-    model: VAEModule, video: Tensor, steps: int, batch_size: int
-) -> tuple[list[float], float]:
-    """``steps`` optimiser steps on seeded random minibatches of fixed clips, whose backbone
-    features are computed once (included in the time)."""
-    start = time.perf_counter()
-    feats = features(model, video)
-    c = model.condition_frames
-    optimizer = model.configure_optimizers()
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    order = torch.Generator().manual_seed(0)
-    model.train()
-    losses: list[float] = []
-    for step in range(steps):
-        idx = torch.randint(0, len(video), (batch_size,), generator=order)
-        clip, feat = video[idx], feats[idx]
-        mu, logvar = model.infer(feat, clip)
-        z = model.reparameterise(mu, logvar)
-        recon = model.decode(z, clip.shape[1], model.context(clip), feat[:, :c] if c else None)
-        terms = model.objective(recon, clip, mu, logvar, model.kl_weight(step))
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        losses.append(terms["recon"].item())
-    return losses, time.perf_counter() - start
 
 
 def scores(pred: Tensor, target: Tensor) -> dict[str, float]:
@@ -208,30 +174,36 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--classifier-steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_quick(parser)
     args = parser.parse_args()
+    quick = QUICK_DATA if args.quick else []
+    if args.quick:
+        args.steps, args.classifier_steps = 2, 1
     torch.set_num_threads(args.threads)
     begin = time.perf_counter()
-    classifier, report = train_classifier(steps=args.classifier_steps)
+    classifier, report = train_classifier(
+        steps=args.classifier_steps, **({"num_videos": 8, "held_out": 8} if args.quick else {})
+    )
 
     def features(videos: Tensor) -> Tensor:
         return video_features(classifier, videos)
 
     runs: dict[str, dict] = {}
     for name, config in MODELS.items():
-        model, dm = from_config(config)
-        dm.prepare_data()
+        torch.manual_seed(0)
+        model, _ = build_model(config, "--model.init_args.feature_cache_gib=1", *quick)
+        dm = build_data(config, *quick)
         dm.setup("fit")
         dm.setup("test")
         test, other = clips(dm.test_dataloader()), clips(dm.val_dataloader())
-        # the training videos as fixed, centred clips (as evaluated): features cached once
-        video = clips(dm.make_dataset("train", dm.sampler("val")))
-        losses, seconds = train(model, video, args.steps, dm.batch_size)
+        # the training videos as fixed, centred clips (as evaluated)
+        dataset = dm.make_dataset("train", dm.sampler("val"))
+        losses, seconds = train(model, dataset, args.steps, dm.batch_size)
         run = evaluate(model, test, features, seed=0)
         run |= {"config": config, "steps": args.steps, "batch_size": dm.batch_size}
         run |= {
             "train_seconds": round(seconds, 1),
-            "final_train_recon": sum(losses[-20:]) / len(losses[-20:]),
+            "final_train_loss": sum(losses[-20:]) / len(losses[-20:]),
         }
         runs[name] = run
         print(name, {k: v for k, v in run.items() if k not in ("samples", "reconstructions")})
@@ -244,19 +216,15 @@ def main() -> None:
         "classifier": report,
         "threads": args.threads,
         "total_seconds": round(time.perf_counter() - begin),
-        "machine": "shared 2-core CPU (other jobs running: wall times are indicative)",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     plain = {
         n: {k: v for k, v in r.items() if k not in ("samples", "reconstructions")}
         for n, r in runs.items()
     }
+    out = results_dir(args.quick)
     data = {"setup": setup, "runs": plain, "references": refs}
-    (args.out / "vae_compare.json").write_text(json.dumps(data, indent=2))
-    (args.out / "vae_compare.md").write_text(markdown(setup, runs, refs, report))
-    png = ROOT / "docs" / "vae_samples.png" if args.out == RESULTS else args.out / "samples.png"
-    figure(test, runs, png)
-    print(markdown(setup, runs, refs, report))
+    write_results(out / "vae_compare", markdown(setup, runs, refs, report), data)
+    figure(test, runs, (out if args.quick else DOCS) / "vae_samples.png")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from yaml_models import build_data
 
 from vidgen.checkpoint import load_class, read_checkpoint
-from vidgen.cli import build
 
 COLUMNS = (1, 3, 5, 8, 12, 16)  # horizon steps shown (1-based)
 SCALE = 3  # nearest-neighbour upscaling of each frame
@@ -38,7 +38,7 @@ def filmstrip(
     config: str, checkpoints: dict[str, Path], out: Path, clips: tuple[int, ...] = (0, 1)
 ) -> None:
     """Roll every checkpoint out on test ``clips`` of ``config``'s data; write ``out``."""
-    data = build(config, "--trainer.logger=false").datamodule
+    data = build_data(config)
     data.setup("test")
     videos = torch.stack([data.datasets["test"][i]["video"] for i in clips]).float() / 255
     models = {

@@ -8,8 +8,9 @@ of vidgen (or, outside vidgen, of the caller) where it happens, deduplicated wit
 
     python benchmarks/graph_breaks.py                       # every config (CPU, minutes)
     python benchmarks/graph_breaks.py --configs demo.yaml
+    python benchmarks/graph_breaks.py --quick               # common.QUICK_CONFIGS only
 
-Writes ``benchmarks/results/graph_breaks.{md,json}``.
+Writes ``benchmarks/results/graph_breaks.{md,json}`` (``--quick``: a temporary folder).
 """
 
 from __future__ import annotations
@@ -21,10 +22,17 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from bench_gpu import QUICK_SIZE, small_overrides
-from common import RESULTS, synthetic_batch, write_results
-from provenance import header, provenance
-from yaml_models import build_model, clip_shape, packaged, tiny_overrides
+from common import (
+    QUICK_CONFIGS,
+    QUICK_SIZE,
+    add_quick,
+    quick_overrides,
+    results_dir,
+    synthetic_batch,
+    write_results,
+)
+from provenance import provenance
+from yaml_models import build_model, clip_shape, packaged
 
 VIDGEN = Path(__file__).resolve().parent.parent / "vidgen"
 
@@ -50,7 +58,7 @@ def explain(config: str) -> dict:
     """Graphs, graph breaks (cause, place, count) and ops of ``config``'s training step."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model, data = build_model(config, *tiny_overrides(config, small_overrides(), QUICK_SIZE))
+    model, data = build_model(config, *quick_overrides(config))
     model.train()
     batch = model.on_after_batch_transfer(synthetic_batch(clip_shape(data), torch.device("cpu")), 0)
     start = time.perf_counter()
@@ -66,12 +74,11 @@ def explain(config: str) -> dict:
     }
 
 
-def markdown(rows: list[dict], info: dict) -> str:
+def markdown(rows: list[dict]) -> str:
     """Per config: graphs, breaks, then each break's cause and place."""
     lines = [
         "# Graph breaks of the training step under torch.compile",
         "",
-        header(info),
         "`torch._dynamo.explain(model.training_step)` on a random batch, each packaged config "
         "built at 32 px with 2 clips (the full-size code paths). A break splits the step into "
         "separately compiled graphs with Python in between; `count`: how often that cause at "
@@ -104,19 +111,20 @@ def markdown(rows: list[dict], info: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", choices=packaged(), default=packaged())
-    parser.add_argument("--out", type=Path, default=RESULTS / "graph_breaks")
+    parser.add_argument("--configs", nargs="+", choices=packaged(), help="default: every one")
+    parser.add_argument("--out", type=Path, help="results path without suffix")
+    add_quick(parser)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     rows = []
-    for config in args.configs:
+    for config in args.configs or (QUICK_CONFIGS if args.quick else packaged()):
         try:
             rows.append(explain(config))
         except Exception as error:  # one config's failure must not lose the others' rows
             rows.append({"config": config, "error": f"{type(error).__name__}: {error}"[:300]})
         print(f"{config}: {rows[-1].get('graph_breaks', rows[-1].get('error'))}", flush=True)
-    info = provenance(device="cpu", size=QUICK_SIZE)
-    write_results(args.out, markdown(rows, info), {"provenance": info, "rows": rows})
+    out = args.out or results_dir(args.quick) / "graph_breaks"
+    write_results(out, markdown(rows), rows, provenance(device="cpu", size=QUICK_SIZE))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ names, so a ``torch.profiler`` trace of a run shows them.
 
 On a CPU the 224 px configs run 2 clips a batch and one step without warm-up (a step of
 ``predictor.yaml`` takes tens of seconds there); the embedded-data configs run their own batch,
-one warm-up step and 3 timed ones. Writes ``benchmarks/results/profile_<device>.{md,json}``.
+one warm-up step and 3 timed ones. ``--quick``: ``common.QUICK_CONFIGS`` at 32 px, 2 clips,
+one step. Writes ``benchmarks/results/profile_<device>.{md,json}``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from common import RESULTS, optimizer_of, sync, synthetic_batch, timed, write_results
+from common import (
+    QUICK_CONFIGS,
+    add_quick,
+    optimizer_of,
+    quick_overrides,
+    results_dir,
+    sync,
+    synthetic_batch,
+    timed,
+    write_results,
+)
+from provenance import provenance
 from yaml_models import build_model, clip_shape, packaged, read_config
 
 FORWARD_PARTS = (
@@ -286,21 +298,23 @@ def markdown(rows: list[dict], device: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", choices=packaged(), default=packaged())
+    parser.add_argument("--configs", nargs="+", choices=packaged(), help="default: every one")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch", type=int, help="clips a batch (default: see above)")
     parser.add_argument("--warmup", type=int, help="untimed steps (default: see above)")
     parser.add_argument("--steps", type=int, help="timed steps (default: see above)")
     parser.add_argument("--out", default=None, help="results path without suffix")
+    add_quick(parser)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)
     rows = []
-    for config in args.configs:
+    for config in args.configs or (QUICK_CONFIGS if args.quick else packaged()):
         rows.append(run_one(config, device, args))
         print(f"{config}: {rows[-1].get('step_ms', rows[-1].get('error'))}", flush=True)
-    out = RESULTS / (args.out or f"profile_{device.type}")
-    write_results(out, markdown(rows, device.type), {"rows": rows})
+    info = provenance(device=device.type)
+    out = results_dir(args.quick) / (args.out or f"profile_{device.type}")
+    write_results(out, markdown(rows, device.type), rows, info)
 
 
 def run_one(config: str, device: torch.device, args: argparse.Namespace) -> dict:
@@ -311,8 +325,11 @@ def run_one(config: str, device: torch.device, args: argparse.Namespace) -> dict
     batch = args.batch or (2 if large_on_cpu else None)
     warmup = args.warmup if args.warmup is not None else (0 if large_on_cpu else 1 if cpu else 3)
     steps = args.steps or (1 if large_on_cpu else 3 if cpu else 10)
+    small = quick_overrides(config) if args.quick else []
+    if args.quick:
+        warmup, steps = 0, 1
     try:
-        return profile(config, device, batch, warmup, steps)
+        return profile(config, device, batch, warmup, steps, small)
     except Exception as error:  # one config's failure must not lose the others' rows
         return {"config": config, "error": f"{type(error).__name__}: {error}"[:300]}
 

@@ -1,8 +1,8 @@
 """Where a result came from: the code, the machine, the software and the command that made it.
 
-Every results file that ``profile_step.py``, ``bench_gpu.py`` and ``graph_breaks.py`` write
-starts with :func:`header` and stores :func:`provenance` under ``"provenance"`` in its JSON, so a
-number can always be traced to a commit and a machine.
+Every results file starts with :func:`header` and stores :func:`provenance` under
+``"provenance"`` in its JSON (``common.write_results``, the one writer), so a number can always
+be traced to a commit and a machine.
 
 Outside a git checkout (the device machine gets the working tree without ``.git``) the commit
 comes from ``VIDGEN_COMMIT``, e.g. ``VIDGEN_COMMIT=$(git rev-parse HEAD)`` written into the

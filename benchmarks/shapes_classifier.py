@@ -84,8 +84,10 @@ def train_classifier(
     steps: int = 400,
     batch_size: int = 16,
     seed: int = SEED,
+    held_out: int = 256,
 ) -> tuple[ShapesClassifier, dict[str, float]]:
-    """Train (seeded) and return the classifier (eval mode) and its held-out accuracies."""
+    """Train (seeded) and return the classifier (eval mode) and its accuracies on ``held_out``
+    other videos."""
     torch.manual_seed(seed)
     video, kind, direction = labelled_clips(num_videos, image_size, frames, seed)
     net = ShapesClassifier()
@@ -100,7 +102,7 @@ def train_classifier(
         loss.backward()
         optimizer.step()
     net.eval()
-    video, kind, direction = labelled_clips(256, image_size, frames, seed + 1)
+    video, kind, direction = labelled_clips(held_out, image_size, frames, seed + 1)
     with torch.no_grad():
         k, d = net.logits(video)
     return net, {

@@ -2,15 +2,18 @@
 computed directly (``ConvTranspose2d``) or as an FFT product (``Deconv2d``'s default).
 
 The model is ``predictor_paper.yaml``'s (224 px, VGG16 to pool5, LSTM 784, 16x7x7 -> 35x35 ->
-190x190 deconvolution), random backbone weights; one teacher-forced step on a batch of
-``--batch`` clips of ``--frames`` frames is split into: backbone forward (frozen, no grad),
-LSTM forward + backward, head forward + backward, optimiser step. Both implementations run
-side by side, alternating, in one process.
+190x190 deconvolution), random backbone weights; one teacher-forced step, as its
+``training_step`` computes it, on a random batch of ``--batch`` clips of ``--frames`` frames is
+split into: backbone forward (frozen, no grad), LSTM forward + backward, head forward + backward
+with the model's own loss, the step of the config's optimiser. Both implementations run side by
+side, alternating, in one process.
 
     python benchmarks/step_breakdown.py                       # CPU: 2 clips x 6 frames
     python benchmarks/step_breakdown.py --device cuda --batch 16 --frames 8
+    python benchmarks/step_breakdown.py --quick               # 32 px, a small head, one step
 
-Writes ``benchmarks/results/step_breakdown_<device>.md``.
+Writes ``benchmarks/results/step_breakdown_<device>.{md,json}`` (``--quick``: a temporary
+folder).
 """
 
 from __future__ import annotations
@@ -19,23 +22,28 @@ import argparse
 import statistics
 
 import torch
-from common import RESULTS, environment, timed, write_results
+from common import (
+    add_quick,
+    optimizer_of,
+    quick_overrides,
+    results_dir,
+    synthetic_batch,
+    timed,
+    write_results,
+)
+from provenance import provenance
+from yaml_models import build_model, clip_shape
 
 from vidgen import FramePredictor
-from vidgen.cli import build
 
+CONFIG = "predictor_paper.yaml"
 PARTS = ("backbone", "lstm", "head", "optimiser")
 
 
-def paper_model(impl: str) -> FramePredictor:
-    """``predictor_paper.yaml``'s model (random backbone weights), its head computed ``impl``."""
-    model = build("predictor_paper", "--model.init_args.backbone_weights=null").model
-    model.head.deconv.impl = impl
-    return model
-
-
-def step(model: FramePredictor, opt: torch.optim.Optimizer, video: torch.Tensor) -> dict:
-    """One teacher-forced step; seconds per part."""
+def step(model: FramePredictor, opt: torch.optim.Optimizer, batch: dict) -> dict[str, float]:
+    """One teacher-forced step (``FramePredictor.teacher_forced`` and the model's loss, part
+    by part); seconds per part."""
+    video = model.on_after_batch_transfer(dict(batch), 0)["video"]
     device = video.device
     opt.zero_grad(set_to_none=True)
     feats, t_backbone = timed(lambda: model.encode(video[:, :-1]), device)
@@ -44,7 +52,7 @@ def step(model: FramePredictor, opt: torch.optim.Optimizer, video: torch.Tensor)
 
     def head_pass() -> None:
         frames = model.render(model.head, z)
-        torch.nn.functional.mse_loss(frames, video[:, 1:]).backward()
+        model.loss(frames, video[:, 1:], model.backbone)["loss"].backward()
 
     _, t_head = timed(head_pass, device)
     _, t_core_bwd = timed(lambda: out.backward(z.grad), device)
@@ -57,42 +65,54 @@ def step(model: FramePredictor, opt: torch.optim.Optimizer, video: torch.Tensor)
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    add_quick(parser)
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
-    video = torch.rand(args.batch, args.frames, 3, 224, 224, device=device)
+    overrides = [
+        "--model.init_args.backbone_weights=null",
+        f"--data.init_args.frames={args.frames}",
+        *(quick_overrides(CONFIG) if args.quick else []),
+    ]
+    repeats = 1 if args.quick else args.repeats
     runs = {}
     for impl in ("direct", "fft"):
-        model = paper_model(impl).to(device)
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        torch.manual_seed(0)
+        model, data = build_model(CONFIG, *overrides)
+        model.head.deconv.impl = impl
+        model = model.to(device).train()
+        batch = synthetic_batch(clip_shape(data, args.batch), device)
+        opt = optimizer_of(model)
         runs[impl] = (model, opt, [])
-        step(model, opt, video)  # warm-up
-    for _ in range(args.repeats):  # alternate, so both see the same machine load
+        step(model, opt, batch)  # warm-up
+    for _ in range(repeats):  # alternate, so both see the same machine load
         for model, opt, samples in runs.values():
-            samples.append(step(model, opt, video))
-    env = environment(device)
+            samples.append(step(model, opt, batch))
+    clips, frames, _, size, _ = batch["video"].shape  # both models' batch: same shape, seed
     lines = [
-        f"# Paper predictor: training step by part ({args.device})",
+        f"# Paper predictor: training step by part ({device.type})",
         "",
-        f"One teacher-forced step, {args.batch} clips x {args.frames} frames at 224 px "
-        f"({args.batch * (args.frames - 1)} predicted frames), median of {args.repeats}; "
-        + ", ".join(f"{k} {v}" for k, v in env.items())
-        + ".",
+        f"One teacher-forced step, {clips} clips x {frames} frames at {size} px "
+        f"({clips * (frames - 1)} predicted frames), median of {repeats}.",
         "",
         "| head implementation | " + " | ".join(f"{p} ms (share)" for p in PARTS) + " | step ms |",
         "|---|" + "---|" * (len(PARTS) + 1),
     ]
+    medians = {}
     for impl, (_, _, samples) in runs.items():
         med = {p: statistics.median(s[p] for s in samples) * 1e3 for p in PARTS}
         total = sum(med.values())
         cells = [f"{med[p]:.0f} ({med[p] / total:.0%})" for p in PARTS]
         lines.append(f"| {impl} | " + " | ".join(cells) + f" | {total:.0f} |")
-    write_results(RESULTS / f"step_breakdown_{device.type}", "\n".join(lines) + "\n")
+        medians[impl] = {**med, "step": total}
+    out = results_dir(args.quick) / f"step_breakdown_{device.type}"
+    data = {"shape": [clips, frames, 3, size, size], "repeats": repeats, "ms": medians}
+    write_results(out, "\n".join(lines) + "\n", data, provenance(device=device.type))
 
 
 if __name__ == "__main__":

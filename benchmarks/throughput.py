@@ -1,13 +1,13 @@
 """Training throughput of the packaged configs: frames/s, step time, peak memory.
 
-Every row builds a packaged config with :func:`vidgen.cli.build` (nothing re-typed; random
-backbone weights) and times training steps in a fresh process (so that peak memory is the row's
-own) in one of two modes:
+Every row builds a packaged config's model and data module from its YAML
+(:mod:`yaml_models`: nothing re-typed; random backbone weights) and times training steps in a
+fresh process (so that peak memory is the row's own) in one of two modes:
 
-- ``model``: a loop of ``training_step`` + backward + optimiser step on one synthetic batch
-  already on the device: what the model costs, the input pipeline left out. With the feature
-  cache every frame of that batch is cached after the first step (the steady state of a long
-  run).
+- ``model``: a loop of :func:`common.step_function` (``training_step`` with the model's own
+  loss, backward, the model's optimiser) on one synthetic uint8 batch already on the device:
+  what the model costs, the input pipeline left out. With the feature cache every frame of that
+  batch is cached after the first step (the steady state of a long run).
 - ``fit``: ``Trainer.fit`` with the config's own DataModule (embedded data only, as many
   training videos as one epoch's batches take), timed from one step's end to the next (the
   step plus waiting for its batch). Beside the ``model`` row it shows the input pipeline's
@@ -23,14 +23,15 @@ Frames/s counts every frame of a clip, ``batch * frames / step time``.
     python benchmarks/throughput.py                        # CPU rows (make bench), minutes
     python benchmarks/throughput.py --device cuda          # GPU rows at the configs' own sizes
     python benchmarks/throughput.py --configs demo --settings fp32 cache --modes model
+    python benchmarks/throughput.py --quick    # QUICK_CONFIGS with the cache, 2 clips, 1 step
 
-Writes ``benchmarks/results/throughput_<device>.{md,json}``.
+``--quick`` runs its rows in this process and writes to a temporary folder; otherwise the
+results are ``benchmarks/results/throughput_<device>.{md,json}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -44,7 +45,19 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from common import RESULTS, StepTimer, environment, sync, write_results
+from common import (
+    QUICK_CONFIGS,
+    StepTimer,
+    add_quick,
+    results_dir,
+    step_function,
+    sync,
+    synthetic_batch,
+    trainer,
+    write_results,
+)
+from provenance import provenance
+from yaml_models import build_data, build_model, clip_shape, read_config
 
 EMBEDDED = ("demo", "demo_paper", "demo_textured", "vae_demo", "vae_demo_paper")
 FULL = ("predictor_paper", "predictor", "vae_paper", "vae")
@@ -62,24 +75,22 @@ CPU_PLAN = {  # config -> settings run on a CPU by default (the full configs at 
     "vae": ("fp32", "cache"),
 }
 CPU_FULL_BATCH = 2  # clips per batch of the 224 px configs on a CPU
+QUICK_SETTINGS = ("cache",)
 
 
 def overrides(row: dict) -> list[str]:
     """Command-line overrides of a row's config."""
     args = [
         "--model.init_args.backbone_weights=null",
-        "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
         f"--data.init_args.batch_size={row['batch']}",
         f"--data.init_args.num_workers={row['workers']}",
     ]
+    if row["mode"] == "fit":  # the clips of one epoch's batches, seen every epoch
+        args.append(f"--data.init_args.num_train={row['batch'] * (row['warmup'] + row['steps'])}")
     # every row but one runs the backbone in NCHW: each setting is measured against plain fp32
     args.append(f"--model.init_args.channels_last={row['setting'] == 'channels_last'}")
     if row["setting"] == "cache":
         args.append("--model.init_args.feature_cache_gib=4")
-    if row["setting"] == "bf16":
-        args.append("--trainer.precision=bf16-mixed")
     return args
 
 
@@ -90,41 +101,21 @@ def peak_memory(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def model_steps(cli, row: dict, device: torch.device) -> dict:
+def model_steps(model: L.LightningModule, shape: tuple[int, ...], row: dict) -> dict:
     """Median seconds of ``row['steps']`` training steps on one synthetic batch."""
-    model, data = cli.model.to(device), cli.datamodule
-    b, s, size = row["batch"], data.frames, data.image_size
-    torch.manual_seed(0)
-    batch = {
-        "video": torch.rand(b, s, 3, size, size, device=device),
-        "frame_ids": torch.arange(b * s, device=device).view(b, s),
-        "index": torch.arange(b, device=device),
-    }
-    opt = model.configure_optimizers()
-    opt = opt["optimizer"] if isinstance(opt, dict) else opt
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16)
-        if row["setting"] == "bf16"
-        else contextlib.nullcontext()
-    )
-    model.train()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast:
-            loss = model.training_step(dict(batch), 0)
-        loss.backward()
-        opt.step()
-
+    device = torch.device(row["device"])
+    model = model.to(device).train()
+    batch = synthetic_batch(shape, device)
+    step = step_function(model, device, bf16=row["setting"] == "bf16")
     times = []
     for i in range(row["warmup"] + row["steps"]):
         sync(device)
         start = time.perf_counter()
-        step()
+        step(batch)
         sync(device)
         if i >= row["warmup"]:
             times.append(time.perf_counter() - start)
-    return {"step_s": statistics.median(times), "frames": b * s}
+    return {"step_s": statistics.median(times), "frames": shape[0] * shape[1]}
 
 
 class LastEpoch(L.Callback):
@@ -140,16 +131,22 @@ class LastEpoch(L.Callback):
             self.before = (cache.hits, cache.misses)
 
 
-def fit_steps(cli, row: dict) -> dict:
+def fit_steps(model: L.LightningModule, data: L.LightningDataModule, row: dict) -> dict:
     """Median seconds from one step's end to the next's in ``Trainer.fit`` on the real data,
     in the last epoch."""
     per_epoch = row["warmup"] + row["steps"]
     timer = StepTimer(warmup=(row["epochs"] - 1) * (per_epoch - 1) + row["warmup"])
     last = LastEpoch(row["epochs"])
-    cli.trainer.callbacks += [timer, last]
-    cli.trainer.fit(cli.model, cli.datamodule)
-    out = {"step_s": timer.median(periods=True), "frames": row["batch"] * cli.datamodule.frames}
-    cache = cli.model.feature_cache
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer(
+            accelerator="gpu" if row["device"] == "cuda" else "cpu",
+            max_epochs=row["epochs"],
+            limit_train_batches=per_epoch,
+            callbacks=[timer, last],
+            default_root_dir=tmp,
+        ).fit(model, data)
+    out = {"step_s": timer.median(periods=True), "frames": row["batch"] * data.frames}
+    cache = model.feature_cache
     if cache is not None:
         hits, misses = cache.hits - last.before[0], cache.misses - last.before[1]
         out["hit_rate"] = round(hits / max(1, hits + misses), 3)
@@ -158,37 +155,22 @@ def fit_steps(cli, row: dict) -> dict:
 
 def run_row(row: dict) -> dict:
     """Build the row's config and time it, in this process."""
-    from vidgen.cli import build
-
     warnings.filterwarnings("ignore")
-    device = torch.device(row["device"])
-    with tempfile.TemporaryDirectory() as tmp:
-        per_epoch = row["warmup"] + row["steps"]
-        args = [
-            *overrides(row),
-            f"--trainer.default_root_dir={tmp}",
-            f"--trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
-            "--trainer.devices=1",
-            f"--trainer.max_epochs={row['epochs']}",
-            f"--trainer.limit_train_batches={per_epoch}",
-            "--trainer.limit_val_batches=0",
-            "--trainer.num_sanity_val_steps=0",
-        ]
-        if row["mode"] == "fit":  # the clips of one epoch's batches, seen every epoch
-            args.append(f"--data.init_args.num_train={row['batch'] * per_epoch}")
-        cli = build(row["config"], *args)
-        if row["setting"] == "compile":
-            cli.model.backbone.compile()
-        fit = row["mode"] == "fit"
-        timing = fit_steps(cli, row) if fit else model_steps(cli, row, device)
-    sizes = cli.datamodule
+    torch.manual_seed(0)
+    model, data = build_model(row["config"], *overrides(row))
+    if row["setting"] == "compile":
+        model.backbone.compile()
+    if row["mode"] == "fit":
+        timing = fit_steps(model, build_data(row["config"], *overrides(row)), row)
+    else:
+        timing = model_steps(model, clip_shape(data), row)
     return {
         **row,
         **timing,
-        "image_size": sizes.image_size,
-        "clip_frames": sizes.frames,
+        "image_size": int(data["image_size"]),
+        "clip_frames": clip_shape(data)[1],
         "frames_per_s": timing["frames"] / timing["step_s"],
-        "peak_gib": peak_memory(device),
+        "peak_gib": peak_memory(torch.device(row["device"])),
     }
 
 
@@ -213,9 +195,11 @@ def plan(args: argparse.Namespace) -> list[dict]:
     """The rows to run."""
     cuda = args.device == "cuda"
     rows = []
-    configs = args.configs or (EMBEDDED + FULL)
+    quick = tuple(Path(config).stem for config in QUICK_CONFIGS)
+    configs = args.configs or (quick if args.quick else EMBEDDED + FULL)
     for config in configs:
-        settings = args.settings or (SETTINGS if cuda else CPU_PLAN.get(config, ("fp32",)))
+        default = SETTINGS if cuda else CPU_PLAN.get(config, ("fp32",))
+        settings = args.settings or (QUICK_SETTINGS if args.quick else default)
         for setting in settings:
             for mode in args.modes:
                 if mode == "fit" and config not in EMBEDDED:
@@ -245,15 +229,10 @@ def fill_batch(row: dict) -> dict:
     """A row whose batch is 0 takes its config's own batch size."""
     if row["batch"]:
         return row
-    import yaml
-
-    from vidgen.cli import config_path
-
-    data = yaml.safe_load(config_path(row["config"]).read_text())["data"]["init_args"]
-    return {**row, "batch": int(data.get("batch_size", 16))}
+    return {**row, "batch": clip_shape(read_config(row["config"])["data"]["init_args"])[0]}
 
 
-def table(rows: list[dict], env: dict) -> str:
+def table(rows: list[dict], device: str) -> str:
     """Markdown of the rows, with the fp32 row of each config and mode as the 1.00x."""
     base = {
         (r["config"], r["mode"]): r["frames_per_s"]
@@ -261,9 +240,8 @@ def table(rows: list[dict], env: dict) -> str:
         if r["setting"] == "fp32" and "error" not in r
     }
     lines = [
-        f"# Training throughput ({env['device']})",
+        f"# Training throughput ({device})",
         "",
-        f"torch {env['torch']}, {env['threads']} threads, {env.get('gpu', env['cpu'])}. "
         "Random backbone weights; median of the timed steps after warm-up. model: synthetic "
         "batch on the device; fit: `Trainer.fit` on the config's DataModule (the step plus the "
         "wait for its batch). x fp32: against the fp32 row of the same config and mode; "
@@ -305,13 +283,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--row", help=argparse.SUPPRESS)
+    add_quick(parser)
     args = parser.parse_args()
     if args.row:
         print(json.dumps(run_row(json.loads(args.row))))
         return
+    if args.quick:
+        args.batch, args.warmup, args.steps = args.batch or 2, 1, 1
     rows = []
     for row in map(fill_batch, plan(args)):
-        result = in_subprocess(row)
+        result = run_row(row) if args.quick else in_subprocess(row)
         print(
             json.dumps(
                 {k: result.get(k) for k in ("config", "mode", "setting", "frames_per_s", "error")}
@@ -319,10 +300,8 @@ def main() -> None:
             flush=True,
         )
         rows.append(result)
-    env = environment(torch.device(args.device))
-    write_results(
-        RESULTS / f"throughput_{args.device}", table(rows, env), {"env": env, "rows": rows}
-    )
+    out = results_dir(args.quick) / f"throughput_{args.device}"
+    write_results(out, table(rows, args.device), rows, provenance(device=args.device))
 
 
 if __name__ == "__main__":

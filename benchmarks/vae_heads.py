@@ -1,8 +1,9 @@
 """VideoVAE: the paper's head vs the multi-scale head, and how much the decoder uses z.
 
-On the embedded shapes data at 32 px, every variant trains for the same number of steps from
-the same seed on the same clips; then it reconstructs held-out clips and (centred clips of)
-training clips from
+On the embedded shapes data at 32 px, every variant of ``vae_demo_paper.yaml`` (the paper's VAE
+at demo size: pool3, LSTMs, one 27 px deconvolution; here with a 128-wide encoder and 6-frame
+clips) trains for the same number of steps from the same seed on the same clips; then it
+reconstructs held-out clips and (centred clips of) training clips from
 
 - ``z = mu`` (the true latent),
 - ``z = 1`` (a vector of ones: the paper's diagnosis, section 4.1, "the decoder was very easily
@@ -10,16 +11,19 @@ training clips from
 - ``z = 0`` (the prior's mean),
 - ``z = mu`` of another clip (does z carry what is specific to a clip?),
 
-Each head runs with the paper's sigmoid output and with the ``clamp`` activation (``+clamp``:
-values clipped to [0, 1] with a straight-through gradient, so that no output saturates). The
-script reports per-frame MSE / PSNR / SSIM, with the mean-frame baseline (the "average of the
-input images" the paper's VAE degraded to). A decoder that uses z loses much quality when z is
-replaced (large gap); one that ignores z does not.
+The heads: the config's own (``paper``) and a multi-scale head (``multiscale``: 27, 7 and 3 px
+kernels on 4, 8 and 16 px maps, a 384-wide decoder). Each runs with the paper's sigmoid output
+and with the ``clamp`` activation (``+clamp``: values clipped to [0, 1] with a straight-through
+gradient, so that no output saturates). The script reports per-frame MSE / PSNR / SSIM, with the
+mean-frame baseline (the "average of the input images" the paper's VAE degraded to). A decoder
+that uses z loses much quality when z is replaced (large gap); one that ignores z does not.
+Training is ``Trainer.fit`` with the model's own loss (:func:`common.train`); the frozen
+backbone's features of the training clips are computed once (the model's feature cache).
 
     PYTHONPATH=. python benchmarks/vae_heads.py            # ~15 min on 2 idle CPU cores
-    PYTHONPATH=. python benchmarks/vae_heads.py --steps 20  # smoke test
+    PYTHONPATH=. python benchmarks/vae_heads.py --quick    # toy size, a temporary folder
 
-Writes ``benchmarks/results/vae_heads.{json,md}``.
+Writes ``benchmarks/results/vae_heads.{json,md}`` (``--quick``: a temporary folder).
 """
 
 from __future__ import annotations
@@ -27,54 +31,48 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
-from common import RESULTS, write_results
+from common import add_quick, results_dir, train, write_results
 from torch import Tensor
+from yaml_models import build_data, build_model
 
 from vidgen import VideoVAE
-from vidgen.cli import VidgenCLI, build
 from vidgen.evaluation import frame_metrics
 from vidgen.models import kl_divergence
 
+CONFIG = "vae_demo_paper.yaml"
 FRAMES = 6
-# The paper's head scaled to 32 px: the decoder's output (256 wide) reshaped, no linear layer,
-# to 16 x 4 x 4, upsampled to 6 x 6, one 27 x 27 deconvolution (27/32 ~ 190/224).
-PAPER_HEAD = [
-    "--model.init_args.decoder.init_args.hidden_size=256",
-    '--model.init_args.head={"class_path": "vidgen.models.UpsampleDeconvHead",'
-    ' "init_args": {"channels": 16, "base_size": 4, "kernel_size": 27}}',
+MULTISCALE = [
+    "--model.init_args.decoder.init_args.hidden_size=384",  # 3 x 128: one part per branch
+    '--model.init_args.head={"class_path": "vidgen.models.MultiScaleHead", "init_args": '
+    '{"kernel_sizes": [27, 7, 3], "channels": 8, "base_sizes": [4, 8, 16]}}',
 ]
-HEADS = {"paper": PAPER_HEAD, "multiscale": []}  # multiscale: vae_demo.yaml's own head
-"""Head variants of vae_demo.yaml; ``<head>+clamp``: with the clamp activation."""
-
-
-def variant(head: str, *overrides: str) -> VidgenCLI:
-    """vae_demo.yaml's model and data with ``head``, a 128-wide encoder, 6-frame clips."""
-    name, _, clamp = head.partition("+")
-    activation = "clamp" if clamp else "sigmoid"
-    return build(
-        "vae_demo",
-        "--trainer.logger=false",
-        "--model.init_args.encoder.init_args.hidden_size=128",
-        f"--model.init_args.frames={FRAMES}",
-        f"--data.init_args.frames={FRAMES}",
-        "--data.init_args.num_workers=0",
-        *HEADS[name],
-        f"--model.init_args.head.init_args.activation={activation}",
-        *overrides,
-    )
+HEADS = {"paper": [], "multiscale": MULTISCALE}  # paper: vae_demo_paper.yaml's own head
+VARIANTS = ("paper", "multiscale", "paper+clamp", "multiscale+clamp")
+"""The contenders: a head of :data:`HEADS`; ``<head>+clamp``: with the clamp activation."""
+QUICK_VARIANTS = ("paper", "multiscale+clamp")  # both heads, both activations
+DATA = [f"--data.init_args.frames={FRAMES}", "--data.init_args.num_workers=0"]
 
 
 def vae(head: str, beta: float, warmup: int, lr: float) -> VideoVAE:
-    """One contender: ``head`` with KL weight ``beta`` warmed up over ``warmup`` steps."""
-    return variant(
-        head,
+    """One contender: ``head`` with KL weight ``beta`` warmed up over ``warmup`` steps, a
+    128-wide encoder, 6-frame clips, the backbone's features cached."""
+    name, _, clamp = head.partition("+")
+    torch.manual_seed(0)
+    model, _ = build_model(
+        CONFIG,
+        *DATA,
+        "--model.init_args.encoder.init_args.hidden_size=128",
+        f"--model.init_args.frames={FRAMES}",
+        "--model.init_args.feature_cache_gib=1",
+        *HEADS[name],
+        f"--model.init_args.head.init_args.activation={'clamp' if clamp else 'sigmoid'}",
         f"--model.init_args.beta={beta}",
         f"--model.init_args.kl_warmup_steps={warmup}",
         f"--model.init_args.optimizer.init_args.lr={lr}",
-    ).model
+    )
+    return model
 
 
 def clips(dataset) -> Tensor:
@@ -83,47 +81,14 @@ def clips(dataset) -> Tensor:
 
 
 @torch.no_grad()
-def features(model: VideoVAE, video: Tensor, batch: int = 32) -> Tensor:
-    """Frozen-backbone features of every clip, computed once (the backbone never trains)."""
-    return torch.cat([model.encode(video[i : i + batch]) for i in range(0, len(video), batch)])
-
-
-def train(
-    model: VideoVAE, video: Tensor, feats: Tensor, steps: int, batch_size: int
-) -> list[float]:
-    """``steps`` optimiser steps on shuffled minibatches (seeded: same order for every model)."""
-    optimizer = model.configure_optimizers()
-    model.train()
-    order = torch.Generator().manual_seed(0)
-    losses: list[float] = []
-    perm = torch.randperm(len(video), generator=order)
-    for step in range(steps):
-        start = step * batch_size % len(video)
-        if start + batch_size > len(video):
-            perm = torch.randperm(len(video), generator=order)
-            start = 0
-        idx = perm[start : start + batch_size]
-        mu, logvar = model.infer(feats[idx])
-        recon = model.decode(model.reparameterise(mu, logvar), video.shape[1])
-        terms = model.objective(recon, video[idx], mu, logvar, model.kl_weight(step))
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        losses.append(terms["recon"].item())
-    return losses
-
-
-@torch.no_grad()
-def evaluate(
-    model: VideoVAE, video: Tensor, feats: Tensor, batch: int = 32
-) -> dict[str, dict[str, float]]:
+def evaluate(model: VideoVAE, video: Tensor, batch: int = 32) -> dict[str, dict[str, float]]:
     """Mean per-frame metrics of reconstructions from z = mu / ones / zeros, and the baseline."""
     model.eval()
     sums: dict[str, dict[str, float]] = {}
     kl = 0.0
     for i in range(0, len(video), batch):
         target = video[i : i + batch]
-        mu, logvar = model.infer(feats[i : i + batch])
+        mu, logvar = model.posterior(target)
         kl += float(kl_divergence(mu, logvar)) * len(target)
         frames = target.shape[1]
         candidates = {
@@ -149,48 +114,50 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 1e-3])
     parser.add_argument("--train-videos", type=int, default=512)
+    parser.add_argument("--held-out-videos", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_quick(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.batch_size, args.betas = 2, 2, [0.0]
+        args.train_videos = args.held_out_videos = 4
     torch.set_num_threads(args.threads)
     begin = time.perf_counter()
 
     # Fixed, centred clips: the training set is exactly the "training clips" evaluated below.
-    dm = variant("paper", f"--data.init_args.num_train={args.train_videos}").datamodule
-    data = {
-        "train": clips(dm.make_dataset("train", dm.sampler("val"))),
-        "held_out": clips(dm.make_dataset("val", dm.sampler("val"))),
+    dm = build_data(
+        CONFIG,
+        *DATA,
+        f"--data.init_args.num_train={args.train_videos}",
+        f"--data.init_args.num_val={args.held_out_videos}",
+    )
+    datasets = {
+        "train": dm.make_dataset("train", dm.sampler("val")),
+        "held_out": dm.make_dataset("val", dm.sampler("val")),
     }
-    reference = vae("paper", 0.0, 0, args.lr)
-    feats = {name: features(reference, video) for name, video in data.items()}
+    data = {name: clips(dataset) for name, dataset in datasets.items()}
 
     runs = []
     for beta in args.betas:
-        for head in ("paper", "multiscale", "paper+clamp", "multiscale+clamp"):
+        for head in QUICK_VARIANTS if args.quick else VARIANTS:
             model = vae(head, beta, warmup=args.steps // 2, lr=args.lr)
-            for a, b in zip(
-                model.backbone.parameters(), reference.backbone.parameters(), strict=True
-            ):
-                assert torch.equal(a, b), "cached features need the same backbone"
             params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            start = time.perf_counter()
-            losses = train(model, data["train"], feats["train"], args.steps, args.batch_size)
-            seconds = time.perf_counter() - start
+            losses, seconds = train(model, datasets["train"], args.steps, args.batch_size)
             run = {
                 "head": head,
                 "beta": beta,
                 "steps": args.steps,
                 "trainable_params": params,
                 "train_seconds": round(seconds, 1),
-                "final_train_recon": sum(losses[-10:]) / len(losses[-10:]),
-                **{name: evaluate(model, data[name], feats[name]) for name in data},
+                "final_train_loss": sum(losses[-10:]) / len(losses[-10:]),
+                **{name: evaluate(model, video) for name, video in data.items()},
             }
             runs.append(run)
             print(json.dumps(run), flush=True)
 
     setup = {
         "data": f"ShapesDataModule, {dm.image_size} px, {FRAMES}-frame centred clips, "
-        f"{args.train_videos} training / 64 held-out videos",
+        f"{args.train_videos} training / {args.held_out_videos} held-out videos",
         "model": "pool3 (random weights, features cached) -> LSTM 128 -> z 32 -> LSTM decoder "
         "-> head",
         "steps": args.steps,
@@ -200,7 +167,8 @@ def main() -> None:
         "threads": args.threads,
         "total_seconds": round(time.perf_counter() - begin),
     }
-    write_results(args.out / "vae_heads", markdown(setup, runs), {"setup": setup, "runs": runs})
+    out = results_dir(args.quick) / "vae_heads"
+    write_results(out, markdown(setup, runs), {"setup": setup, "runs": runs})
 
 
 def markdown(setup: dict, runs: list[dict]) -> str:

@@ -1,7 +1,8 @@
-"""Build a packaged config's model from its YAML without ``vidgen.cli`` (no jsonargparse).
+"""Build a packaged config's model and data module from its YAML without ``vidgen.cli`` (no
+jsonargparse): the benchmarks' one builder.
 
 The device machine has torch, Lightning and vidgen's model code but not the CLI's parser, so
-``bench_gpu.py`` builds models here: ``class_path`` + ``init_args`` nodes are resolved the way
+every benchmark builds its models here: ``class_path`` + ``init_args`` nodes are resolved the way
 LightningCLI resolves them (a parameter typed as a callable, such as a core or head factory or
 the optimiser, gets ``functools.partial(cls, **init_args)``: those take their shapes or
 parameters first; any other gets an instance), and the model's ``image_size`` follows
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lightning import LightningDataModule
 
 import vidgen
 from vidgen.models.base import VideoModule
@@ -123,6 +125,11 @@ def build_model(config: str | Path, *overrides: str) -> tuple[VideoModule, dict[
     """A config's model (random init as the config says) and its data's ``init_args``."""
     tree = read_config(config, *overrides)
     return instantiate(tree["model"]), dict(tree["data"]["init_args"])
+
+
+def build_data(config: str | Path, *overrides: str) -> LightningDataModule:
+    """A config's data module (the embedded datasets need no files)."""
+    return instantiate(read_config(config, *overrides)["data"])
 
 
 def clip_shape(data: dict[str, Any], batch: int | None = None) -> tuple[int, ...]:

@@ -1,15 +1,40 @@
-"""What the benchmarks share (``benchmarks/common.py``): the step timer, the training clock and
-the budget checkpoints."""
+"""The benchmarks (``benchmarks/``): the step timer, the training clock and budget checkpoints,
+the one writer of results files, what ``make bench`` runs, and every one of its commands in
+quick mode, so that none of them rots."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
+import re
+import runpy
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+HELPERS = {"common.py", "provenance.py", "yaml_models.py", "run_all.py"}
+HELPERS |= {"filmstrip.py", "shapes_classifier.py"}  # used by compare_predictors, compare_vaes
+GPU_ONLY = {"bench_gpu.py"}  # tests/test_bench_gpu.py runs its --quick without the CLI packages
+USER_DOCS = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("docs/models/*.md")]
+
+
+def load_run_all():
+    """``benchmarks/run_all.py`` (standard library only: importable at collection)."""
+    spec = importlib.util.spec_from_file_location("run_all", BENCHMARKS / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MAKE_BENCH = load_run_all().BENCHMARKS
 
 
 def benchmarks_common(monkeypatch: pytest.MonkeyPatch):
@@ -57,3 +82,86 @@ def test_budget_checkpoints_save_at_steps_and_training_seconds(monkeypatch, tmp_
         "two": {"steps": 2, "seconds": 2.0},
         "time": {"steps": 4, "seconds": 4.5},
     }
+
+
+def test_results_files_are_stamped_and_replaced(monkeypatch, tmp_path):
+    common = benchmarks_common(monkeypatch)
+    monkeypatch.setattr(sys, "argv", ["benchmarks/x.py", "--steps", "3"])
+    out = tmp_path / "x"
+    common.write_results(out, "# Old\n\nstale table\n", {"rows": [1]})
+    common.write_results(out, "# Title\n\nThe table.\n", [{"a": 1}])
+    markdown = out.with_suffix(".md").read_text()
+    assert markdown.startswith("# Title\n\n- commit: `") and "stale" not in markdown
+    assert "- command: `python benchmarks/x.py --steps 3`" in markdown
+    assert markdown.endswith("\nThe table.\n")
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["rows"] == [{"a": 1}] and set(data) == {"provenance", "rows"}
+    stamp = data["provenance"]
+    assert {"commit", "dirty", "date", "cpu", "gpu", "torch", "threads", "command"} <= set(stamp)
+    assert stamp["command"] == "python benchmarks/x.py --steps 3"
+
+
+def test_make_bench_runs_every_cpu_benchmark():
+    scripts = {path.name for path in BENCHMARKS.glob("*.py")} - HELPERS - GPU_ONLY
+    assert {command[0] for command, _ in MAKE_BENCH} == scripts
+
+
+def cited(doc: Path) -> set[Path]:
+    """The results files (without suffix) and figures under ``docs/`` that ``doc`` cites."""
+    text = doc.read_text()
+    files = {Path(m) for m in re.findall(r"benchmarks/results/\w+(?=\.(?:md|json)\b)", text)}
+    files |= {Path(m) for m in re.findall(r"\bdocs/\w+\.png\b", text)}
+    for link in re.findall(r"\]\(([^)\s]+\.png)\)", text):
+        files.add((doc.parent / link).resolve().relative_to(ROOT))
+    return files
+
+
+def test_make_bench_regenerates_every_cited_results_file_and_figure():
+    regenerated = {Path(output) for _, outputs in MAKE_BENCH for output in outputs}
+    citations = {(doc.name, str(path)) for doc in USER_DOCS for path in cited(doc)}
+    assert {"docs/filmstrip_textured.png", "benchmarks/results/vae_heads"} <= {
+        path for _, path in citations
+    }  # the patterns find both kinds
+    missing = sorted(f"{doc}: {path}" for doc, path in citations if Path(path) not in regenerated)
+    assert not missing, "cited, but make bench does not write it:\n" + "\n".join(missing)
+
+
+def committed_results() -> dict[str, tuple[int, int]]:
+    """Size and modification time of every results file and figure in the tree."""
+    files = [*(BENCHMARKS / "results").iterdir(), *(ROOT / "docs").glob("*.png")]
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in files}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "outputs"), MAKE_BENCH, ids=[" ".join(command) for command, _ in MAKE_BENCH]
+)
+def test_quick_mode_runs_and_writes_stamped_results(command, outputs, tmp_path, monkeypatch):
+    script, *args = command
+    if script == "compare_predictors.py":
+        pytest.skip("tests/test_compare_predictors.py runs its quick mode, with more checks")
+    if script == "bench_ucf101.py" and importlib.util.find_spec("torchcodec") is None:
+        args.append("--without-torchvision")  # torchvision's side needs TorchCodec
+    committed = committed_results()
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", [f"benchmarks/{script}", *args, "--quick"])
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            runpy.run_path(str(BENCHMARKS / script), run_name="__main__")
+    except SystemExit as done:
+        assert not done.code, done.code
+    finally:
+        torch.set_num_threads(threads)
+    (folder,) = tmp_path.glob("vidgen-bench-*")  # one temporary folder for all it wrote
+    for output in map(Path, outputs):
+        if output.suffix:  # a figure
+            assert (folder / output.name).stat().st_size > 0, output
+            continue
+        markdown = (folder / output.name).with_suffix(".md").read_text()
+        assert "\n- commit: `" in markdown and f"benchmarks/{script}" in markdown, output
+        stamp = json.loads((folder / output.name).with_suffix(".json").read_text())["provenance"]
+        assert stamp["commit"] and stamp["command"].endswith("--quick"), output
+    assert committed_results() == committed

@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_quick_compares_every_model_at_every_budget(tmp_path: Path) -> None:
     script = ROOT / "benchmarks" / "compare_predictors.py"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     command = [sys.executable, str(script), "--quick", "--datasets", "textured"]
     done = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    runs = tmp_path / "runs" / "compare_quick"
+    (runs,) = tmp_path.glob("vidgen-bench-*")  # the quick run's temporary folder
     rows = json.loads((runs / "predictors_textured.json").read_text())["textured"]
     budgets = {(row["model"], row["budget"]): row for row in rows.values()}
     expected = {("paper", "steps"), ("vidgen", "steps"), ("simvp", "steps"), ("simvp", "long")}
@@ -39,3 +39,5 @@ def test_quick_compares_every_model_at_every_budget(tmp_path: Path) -> None:
         assert time["train_seconds"] >= vidgen["train_seconds"]
     assert all(len(row["model/mse"]) == 16 for row in rows.values())  # 4 -> 16 rollouts
     assert (runs / "filmstrip_textured.png").is_file()
+    stamp = json.loads((runs / "predictors_textured.json").read_text())["provenance"]
+    assert "\n- commit: `" in table and stamp["command"].endswith("--datasets textured")

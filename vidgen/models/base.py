@@ -102,7 +102,7 @@ class VideoModule(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
         """Lightning's, with a clear error for a checkpoint of vidgen 0.1 (CHANGELOG.md)."""
         if is_file_path(checkpoint_path):
-            check_current(read_checkpoint(checkpoint_path), checkpoint_path)
+            check_current(read_checkpoint(checkpoint_path), checkpoint_path, cls)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

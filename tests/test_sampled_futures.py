@@ -1,14 +1,16 @@
 """Sampled futures: K futures of a context for any horizon, going on from their own frames; a
-prior that goes on as the context moved; best and mean of K, collapse and Fréchet distance."""
+prior that goes on as the context moved; best and mean of K, collapse and Fréchet distance;
+``vidgen test`` reports them."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
 from test_motion_vae import S, panning, tiny
-from tiny import tiny_vae
+from tiny import tiny_run, tiny_vae
 
 from vidgen.evaluation import frame_metrics
 from vidgen.sampled_futures import FutureMetrics, best_and_mean, format_futures
@@ -139,3 +141,24 @@ def test_future_metrics_accumulate_collapse_and_distance():
     assert "beyond the training length" in text and "frechet distance" in text
     with pytest.raises(ValueError, match="horizon"):
         whole.update(samples[:, :, :3], target[:, :3], context)
+
+
+def test_vidgen_test_reports_sampled_futures(in_tmp, capsys):
+    tiny_run("fit", "vae_demo.yaml", "--trainer.logger=false")
+    last = in_tmp / "runs" / "vae_demo" / "checkpoints" / "last.ckpt"
+    cli = tiny_run("test", "vae_demo.yaml", "--trainer.logger=false", f"--ckpt_path={last}")
+    metrics = json.loads((in_tmp / "runs" / "vae_demo" / "metrics.json").read_text())
+    for source in ("best_of_k", "mean_of_k", "copy_last", "mean_frame"):
+        for name in ("mse", "psnr", "ssim"):
+            assert len(metrics[f"futures/{source}/{name}"]) == 16  # 20-frame clips, 4 context
+    assert len(metrics["futures/samples/collapse"]) == len(metrics["futures/samples/frechet"])
+    assert len(metrics["futures/samples/collapse"]) == cli.model.predict_samples == 10
+    assert all(d >= 0 for d in metrics["futures/samples/frechet"])
+    assert metrics["futures/copy_last/frechet"] > 0
+    best, mean = metrics["futures/best_of_k/mse"], metrics["futures/mean_of_k/mse"]
+    assert sum(best) <= sum(mean)
+    logged = cli.trainer.callback_metrics
+    assert logged["test/futures/best_of_k/mse"] == pytest.approx(sum(best) / 16, rel=1e-5)
+    assert "test/model/mse" in logged  # the reconstruction's scores stay
+    printed = capsys.readouterr().out
+    assert "Sampled futures" in printed and "beyond the training length" in printed

@@ -25,6 +25,7 @@ BENCHMARKS = [
     ["compare_predictors.py", "--datasets", "textured", "--epochs", "4"],
     ["vae_heads.py"],  # VAE heads, activations and the decoder's use of z (~15 min)
     ["compare_vaes.py", "--steps", "300"],  # paper vs improved VideoVAE, z gaps, samples' FD
+    ["sampled_futures.py"],  # vae_demo's 10 sampled futures per step: best/mean of K, FD
     ["throughput.py"],  # frames/s of every packaged config and setting, cache (~25 min)
     ["bench_ucf101.py"],  # UCF101 pipeline vs torchvision (installs TorchCodec + FFmpeg libs)
 ]

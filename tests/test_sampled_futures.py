@@ -143,6 +143,7 @@ def test_future_metrics_accumulate_collapse_and_distance():
         whole.update(samples[:, :, :3], target[:, :3], context)
 
 
+@pytest.mark.slow
 def test_vidgen_test_reports_sampled_futures(in_tmp, capsys):
     tiny_run("fit", "vae_demo.yaml", "--trainer.logger=false")
     last = in_tmp / "runs" / "vae_demo" / "checkpoints" / "last.ckpt"

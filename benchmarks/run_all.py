@@ -63,6 +63,7 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
         ["compare_vaes.py", "--steps", "300"],
         ("benchmarks/results/vae_compare", "docs/vae_samples.png"),
     ),
+    (["sampled_futures.py"], ("benchmarks/results/sampled_futures",)),
     (["throughput.py"], ("benchmarks/results/throughput_cpu",)),
     (["bench_ucf101.py"], ("benchmarks/results/ucf101_cpu",)),
     (["bench_ucf101.py", "--decoders-only"], ("benchmarks/results/decoders_cpu",)),

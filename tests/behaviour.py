@@ -69,7 +69,7 @@ def outputs(model, video: Tensor) -> dict[str, list]:
     with torch.no_grad():
         if hasattr(model, "posterior"):  # a VAE: its reconstruction and a prior sample
             generator = torch.Generator().manual_seed(7)
-            context = video[:, :1] if getattr(model, "condition_frames", 0) else None
+            context = video[:, : model.condition_frames] if model.condition_frames else None
             sample = model.sample(2, video.shape[1], generator=generator, context=context)
             return {"reconstruction": digest(model.reconstruct(video)), "sample": digest(sample)}
         return {"rollout": digest(model(video[:, :4], video.shape[1] - 4))}

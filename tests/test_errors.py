@@ -11,7 +11,7 @@ import torch
 from tiny import tiny_args
 
 import vidgen
-from vidgen.checkpoint import check_fits
+from vidgen.checkpoint import check_current, check_fits
 from vidgen.cli import entry_point
 from vidgen.errors import VidgenUserError
 
@@ -100,6 +100,15 @@ def test_loading_a_vidgen_0_1_checkpoint_in_python_names_the_new_class(files):
 
     with pytest.raises(VidgenUserError, match=r"is a vidgen\.MotionPredictor now"):
         FramePredictor.load_from_checkpoint("old.ckpt")
+
+
+def test_a_motion_vae_checkpoint_is_current():
+    """``condition_frames`` was an option of vidgen 0.1's VideoVAE and is one of MotionVAE's:
+    the class loading the checkpoint decides."""
+    checkpoint = {"state_dict": {}, "hyper_parameters": {"condition_frames": 4}}
+    check_current(checkpoint, "motion_vae.ckpt", vidgen.MotionVAE)
+    with pytest.raises(VidgenUserError, match=r"is a vidgen\.VideoVAE now"):
+        check_current(checkpoint, "motion_vae.ckpt", vidgen.VideoVAE)
 
 
 def test_debug_shows_the_traceback(files, monkeypatch):

@@ -1,4 +1,5 @@
-"""Fréchet distance: zero for identical sets, closed forms, and the FVD path on a stand-in I3D."""
+"""Fréchet distance: zero for identical sets, closed forms, the FVD path on a stand-in I3D, and
+the offline fallback features."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from vidgen.fvd import I3DFeatures, frechet_distance, frechet_video_distance, video_features
+from vidgen.fvd import (
+    BackboneFeatures,
+    I3DFeatures,
+    clip_features,
+    frechet_distance,
+    frechet_video_distance,
+    video_features,
+)
 
 
 def test_identical_sets_are_at_distance_zero_and_a_shift_adds_its_square():
@@ -65,3 +73,28 @@ def test_fvd_runs_on_a_stand_in_torchscript_i3d(tmp_path):
     assert frechet_video_distance(net, real, fake, batch_size=4) > 1e-3
     with pytest.raises(FileNotFoundError, match="user-supplied I3D"):
         I3DFeatures(tmp_path / "missing.pt")
+
+
+def test_the_fallback_features_are_seeded_and_see_motion(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    torch.manual_seed(1)
+    name, net = clip_features()  # no I3D file in the torch cache
+    assert name == "frechet" and isinstance(net, BackboneFeatures)
+    torch.manual_seed(2)  # the weights come from the class's seed, not the global RNG
+    same = BackboneFeatures()
+    video = torch.rand(3, 5, 3, 16, 16)
+    still = video[:, :1].expand_as(video)
+    features = net(video)
+    assert features.shape == (3, 2 * 128 * 4)  # pool2's 128 channels on a 2 x 2 layout, twice
+    assert torch.equal(features, same(video))
+    assert net(still)[:, 512:].abs().max() == 0 and features[:, 512:].min() >= 0
+    assert torch.allclose(net(still)[:, :512], net(video[:, :1])[:, :512])
+    assert net(video[:, :1]).shape == (3, 1024)  # one frame: no change
+
+
+def test_clip_features_use_i3d_from_the_torch_cache(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    torch.jit.script(StandInI3D()).save(str(tmp_path / "checkpoints" / "i3d_torchscript.pt"))
+    name, net = clip_features()
+    assert name == "fvd" and isinstance(net, I3DFeatures)

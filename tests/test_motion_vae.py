@@ -144,7 +144,8 @@ def test_vae_demo_config_builds_it(in_tmp):
     model = cli.model
     assert isinstance(model, MotionVAE) and isinstance(model.head, MultiScaleHead)
     assert model.image_size == cli.datamodule.image_size == 32
-    assert model.condition_frames == 1 and model.z_shape == (16, 8, 8)
+    assert model.condition_frames == 4 and model.z_shape == (16, 8, 8)
+    assert cli.datamodule.eval_frames == 20 and model.predict_samples == 10  # 16-step futures
 
 
 def test_vidgen_predict_returns_reconstructions_and_samples(in_tmp):
@@ -153,10 +154,15 @@ def test_vidgen_predict_returns_reconstructions_and_samples(in_tmp):
     )
     out = cli.trainer.predict_loop.predictions[0]
     assert len(cli.trainer.predict_loop.predictions) == 2  # the tiny overlay's batch limit
-    assert out["pred"].shape == out["target"].shape == (2, 8, 3, 32, 32)
-    assert out["samples"].shape == (2, 2, 8, 3, 32, 32)  # 2 samples per clip
+    assert out["pred"].shape == out["target"].shape == (2, 20, 3, 32, 32)
+    samples = out["samples"]  # 2 per clip: its 4 context frames, then a 16-step future
+    assert samples.shape == (2, 2, 20, 3, 32, 32)
+    assert torch.equal(samples[:, 0, :4], out["target"][:, :4])
+    assert torch.equal(samples[:, 1, :4], out["target"][:, :4])
+    assert not torch.equal(samples[:, 0, 4:], samples[:, 1, 4:])
     folder = in_tmp / "runs" / "vae_demo" / "predictions"  # the config's PredictionWriter
     for index in out["index"].tolist():
         for key in ("target", "pred", "samples0", "samples1"):
             with av.open(str(folder / f"{index:06d}_{key}.mp4")) as video:
-                assert sum(1 for _ in video.decode(video=0)) == 8
+                assert sum(1 for _ in video.decode(video=0)) == 20
+        assert not (folder / f"{index:06d}_samples2.mp4").exists()

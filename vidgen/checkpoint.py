@@ -8,6 +8,7 @@ these raise a :class:`~vidgen.errors.VidgenUserError` that names the file and th
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import zipfile
 from typing import Any
@@ -70,12 +71,17 @@ RETIRED = {
 """Options of vidgen 0.1's FramePredictor / VideoVAE that 0.2 moved, with where they went."""
 
 
-def check_current(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+def check_current(
+    checkpoint: dict[str, Any], path: str | os.PathLike, model: type | None = None
+) -> None:
     """Raise when ``checkpoint`` was written by vidgen 0.1, whose FramePredictor and VideoVAE
     also held vidgen's own designs (now :class:`~vidgen.MotionPredictor` and
-    :class:`~vidgen.MotionVAE`): its options no longer build the class it names."""
+    :class:`~vidgen.MotionVAE`): its options no longer build the class it names. An option of
+    :data:`RETIRED` that ``model``, the class loading it, takes (MotionVAE's
+    ``condition_frames``) is current."""
     hparams = checkpoint.get("hyper_parameters", {})
-    old = sorted(set(hparams) & set(RETIRED))
+    taken = set(inspect.signature(model.__init__).parameters) if model is not None else set()
+    old = sorted(set(hparams) & set(RETIRED) - taken)
     if not old:
         return
     if hparams.get("output") == "warp":

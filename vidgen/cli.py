@@ -43,6 +43,7 @@ from vidgen.checkpoint import (
     check_current,
     check_fits,
     is_file_path,
+    load_class,
     read_checkpoint,
 )
 from vidgen.data.datamodule import VideoDataModule
@@ -116,9 +117,11 @@ class VidgenCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if is_file_path(ckpt_path):
             self.checkpoint = read_checkpoint(ckpt_path)
-            check_current(self.checkpoint, f"--ckpt_path {ckpt_path}")
             model = self.config[subcommand].get("model")
-            if isinstance(model, Namespace) and model.get("class_path"):
+            named = isinstance(model, Namespace) and model.get("class_path")
+            loading = load_class(model.class_path) if named else None
+            check_current(self.checkpoint, f"--ckpt_path {ckpt_path}", loading)
+            if named:
                 check_class(self.checkpoint, model.class_path, ckpt_path)
         super()._parse_ckpt_path()
 

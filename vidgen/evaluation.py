@@ -135,25 +135,37 @@ class HorizonMetrics(Metric):
         return out
 
 
-def format_table(results: dict[str, Tensor], trained_steps: int | None = None) -> str:
-    """Plain-text tables, one block per metric: a row per horizon step, model vs baselines.
-
-    Each block ends with the mean over all steps; a line of dots marks where the rollout goes
-    past ``trained_steps`` (the horizon steps the training clips covered), when given.
-    """
-    horizon = len(results["model/mse"])
+def horizon_blocks(
+    results: dict[str, Tensor],
+    sources: tuple[str, ...] = SOURCES,
+    trained_steps: int | None = None,
+    prefix: str = "",
+) -> list[str]:
+    """Plain-text tables, one per metric: a row per horizon step, a column per source (the
+    results ``<prefix><source>/<metric>``), ending with the mean over all steps; a line of dots
+    marks where the rollout goes past ``trained_steps`` (the horizon steps the training clips
+    covered), when given."""
+    horizon = len(results[f"{prefix}{sources[0]}/{METRICS[0]}"])
     blocks = []
     for name in METRICS:
-        header = f"{'step':>4} | " + " | ".join(f"{s:>10}" for s in SOURCES)
+        columns = [results[f"{prefix}{s}/{name}"] for s in sources]
+        header = f"{'step':>4} | " + " | ".join(f"{s:>10}" for s in sources)
         lines = [f"{name.upper()} ({UNITS[name]})", header, "-" * len(header)]
         for t in range(horizon):
             if trained_steps is not None and t == trained_steps:
                 lines.append(f"{'':>4} : beyond the training length")
-            row = " | ".join(f"{float(results[f'{s}/{name}'][t]):>10.4f}" for s in SOURCES)
+            row = " | ".join(f"{float(c[t]):>10.4f}" for c in columns)
             lines.append(f"{t + 1:>4} | {row}")
-        row = " | ".join(f"{float(results[f'{s}/{name}'].mean()):>10.4f}" for s in SOURCES)
+        row = " | ".join(f"{float(c.mean()):>10.4f}" for c in columns)
         lines += ["-" * len(header), f"{'mean':>4} | {row}"]
         blocks.append("\n".join(lines))
+    return blocks
+
+
+def format_table(results: dict[str, Tensor], trained_steps: int | None = None) -> str:
+    """Plain-text tables, one block per metric: a row per horizon step, model vs baselines
+    (:func:`horizon_blocks`), then the collapse score."""
+    blocks = horizon_blocks(results, SOURCES, trained_steps)
     blocks.append(
         f"collapse score (1 = moves like the truth, 0 = frozen): "
         f"{float(results['model/collapse']):.3f}"

@@ -11,6 +11,8 @@ The network is any callable ``videos (B, T, C, H, W) in [0, 1] -> features (B, D
   ``i3d_torchscript.pt`` of StyleGAN-V / fvd-comparison, whose call is
   ``detector(x, rescale=False, resize=False, return_features=True)`` on ``(B, C, T, 224, 224)``
   clips in [-1, 1]). Its weights cannot be downloaded here, so nothing is fetched: pass the file.
+- :class:`BackboneFeatures`: a VGG16 with seeded random weights, pooled per clip: available on
+  every machine, the fallback when the I3D file is absent (:func:`clip_features` picks).
 - any small video classifier's penultimate layer, e.g. the one trained on the embedded shapes
   data by ``benchmarks/shapes_classifier.py``, so that the number is reproducible offline.
 
@@ -27,6 +29,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from vidgen.models.backbone import FrozenVGG16
+
+I3D_FILE = "i3d_torchscript.pt"
+"""The I3D TorchScript file :func:`clip_features` looks for in the torch cache."""
 
 FeatureNet = Callable[[Tensor], Tensor]
 """Float videos ``(B, T, C, H, W)`` in [0, 1] -> features ``(B, D)``."""
@@ -117,3 +124,43 @@ class I3DFeatures(nn.Module):
         x = frames.view(b, -1, *frames.shape[1:]).permute(0, 2, 1, 3, 4) * 2 - 1
         device = next(iter(self.net.parameters()), x).device
         return self.net(x.to(device), rescale=False, resize=False, return_features=True)
+
+
+class BackboneFeatures(nn.Module):
+    """Clip features available offline: VGG16 cut at ``layer`` with random weights drawn from
+    ``seed`` (the same on every machine with the same torch; nothing to download).
+
+    Each frame's map is average-pooled to a ``grid`` x ``grid`` layout (what is where); a clip's
+    features are that layout's mean over the clip's frames (what it shows) and its mean absolute
+    change from one frame to the next (how much moves, and where): ``(B, 2 * C * grid**2)``.
+    These are no ImageNet or action features: compare distances in them only with distances in
+    the same features (same layer, grid and seed) over the same number of clips.
+    """
+
+    def __init__(self, layer: str = "pool2", grid: int = 2, seed: int = 0) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.backbone = FrozenVGG16(layer)
+        self.grid = grid
+
+    @torch.no_grad()
+    def forward(self, videos: Tensor) -> Tensor:
+        b, t = videos.shape[:2]
+        maps = self.backbone(videos.flatten(0, 1).float())
+        layout = F.adaptive_avg_pool2d(maps, self.grid).view(b, t, -1)
+        change = layout.diff(dim=1).abs().mean(1) if t > 1 else torch.zeros_like(layout[:, 0])
+        return torch.cat([layout.mean(1), change], 1)
+
+
+def i3d_cache_path() -> Path:
+    """Where :func:`clip_features` looks for the I3D file: ``$TORCH_HOME/hub/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / I3D_FILE
+
+
+def clip_features() -> tuple[str, FeatureNet]:
+    """The features generated clips are compared to real ones in, and the distance's name:
+    ``("fvd", I3DFeatures)`` when :func:`i3d_cache_path` holds the I3D file, else
+    ``("frechet", BackboneFeatures())``: the name says which, so the two never mix."""
+    path = i3d_cache_path()
+    return ("fvd", I3DFeatures(path)) if path.is_file() else ("frechet", BackboneFeatures())

@@ -32,6 +32,7 @@ from vidgen.evaluation import (
     plot_horizons,
 )
 from vidgen.evaluation import results_to_json as to_json
+from vidgen.sampled_futures import format_futures, has_futures
 from vidgen.wandb_run import wandb_logger
 
 VideoFormat = Literal["gif", "mp4"]
@@ -157,9 +158,10 @@ def side_by_side(*videos: Tensor) -> np.ndarray:
 
 
 def trained_steps(trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
-    """Horizon steps that a training clip covers after the context (None when unknown)."""
+    """Horizon steps that a training clip covers after the context (a predictor's
+    ``context_frames``, a VAE's ``condition_frames``; None when unknown)."""
     frames = getattr(trainer.datamodule, "frames", None) if trainer.datamodule else None
-    context = getattr(pl_module, "context_frames", None)
+    context = getattr(pl_module, "context_frames", getattr(pl_module, "condition_frames", None))
     if frames is None or context is None:
         return None
     return max(0, frames - context)
@@ -168,7 +170,8 @@ def trained_steps(trainer: L.Trainer, pl_module: L.LightningModule) -> int | Non
 class EvaluationReport(L.Callback):
     """Per-horizon results, model vs baselines, made visible.
 
-    After ``vidgen test``: prints one table per metric, writes ``<run dir>/metrics.json`` and
+    After ``vidgen test``: prints one table per metric (and those of sampled futures, when the
+    model scores them: :mod:`vidgen.sampled_futures`), writes ``<run dir>/metrics.json`` and
     ``<run dir>/horizons.png`` (PSNR and SSIM per horizon step) and, with a ``WandbLogger``,
     logs the per-horizon table, line plots and the PNG. During fit it does the W&B part (and
     writes ``<run dir>/horizons_val.png``) every ``every_n_epochs`` validation epochs.
@@ -187,6 +190,8 @@ class EvaluationReport(L.Callback):
             return
         steps = trained_steps(trainer, pl_module)
         print("\n" + format_table(results, trained_steps=steps))
+        if has_futures(results):
+            print("\nSampled futures\n\n" + format_futures(results, trained_steps=steps))
         folder = run_dir(trainer)
         path = folder / "metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -312,7 +317,8 @@ class PredictionWriter(BasePredictionWriter):
     """Writes what ``vidgen predict`` returns as video files and per-frame metrics.
 
     For each float video ``(B, T, C, H, W)`` in [0, 1] among ``context``, ``target``, ``pred``
-    (FramePredictor: ``pred`` is the continuation) and ``samples`` (VideoVAE) it writes
+    (a predictor's continuation, a VAE's reconstruction) and ``samples`` (a VAE's prior
+    samples; a conditional VAE's: the clip's context, then a sampled future) it writes
     ``{name}_{key}.{fmt}`` for each of ``format`` (one format or a list). ``name`` is the item's
     dataset index (``prediction["index"]``, ``{index:06d}``), followed by the source file's stem
     when the batch names one (``batch["path"]``, :class:`~vidgen.data.VideoFolderDataModule`);
@@ -325,7 +331,7 @@ class PredictionWriter(BasePredictionWriter):
     A batch that says how many of a clip's frames are real (``batch["available"]``: a file
     shorter than the clip, padded with its last frame) limits ``target``, the comparison and
     the metrics to those frames; a file with fewer frames than the context is skipped with a
-    warning. Several videos per item (``(B, N, T, C, H, W)``, e.g. a VideoVAE's
+    warning. Several videos per item (``(B, N, T, C, H, W)``, e.g. a VAE's
     ``predict_samples``) are written as ``{name}_{key}{j}``. ``output_dir`` defaults to
     ``<run dir>/predictions``.
     """

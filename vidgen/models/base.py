@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
+from torchmetrics import Metric
 
 from vidgen.checkpoint import check_current, is_file_path, read_checkpoint
 from vidgen.evaluation import HorizonMetrics
@@ -95,14 +96,14 @@ class VideoModule(L.LightningModule):
         self.feature_cache = (
             FeatureCache(int(feature_cache_gib * 2**30)) if feature_cache_gib else None
         )
-        self.eval_metrics: dict[str, HorizonMetrics] = {}
+        self.eval_metrics: dict[str, Metric] = {}
         self.results: dict[str, dict[str, Tensor]] = {}
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
         """Lightning's, with a clear error for a checkpoint of vidgen 0.1 (CHANGELOG.md)."""
         if is_file_path(checkpoint_path):
-            check_current(read_checkpoint(checkpoint_path), checkpoint_path)
+            check_current(read_checkpoint(checkpoint_path), checkpoint_path, cls)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -171,21 +172,33 @@ class VideoModule(L.LightningModule):
             sync_dist=stage != "train",
         )
 
+    def stage_metrics(
+        self, key: str, horizon: int, kind: Callable[[int], Metric] = HorizonMetrics
+    ) -> Metric:
+        """The metrics accumulating under ``key`` (a stage, or ``<stage>/<group>`` for a group
+        of results of their own): ``kind(horizon)``, new when missing or of another horizon."""
+        metrics = self.eval_metrics.get(key)
+        if metrics is None or metrics.horizon != horizon:
+            metrics = kind(horizon).to(self.device)
+            self.eval_metrics[key] = metrics
+        return metrics
+
     def update_metrics(self, stage: str, pred: Tensor, target: Tensor, context: Tensor) -> None:
         """Accumulate per-step metrics of ``pred`` and of the baselines of ``context``."""
-        metrics = self.eval_metrics.get(stage)
-        if metrics is None or metrics.horizon != target.shape[1]:
-            metrics = HorizonMetrics(target.shape[1]).to(self.device)
-            self.eval_metrics[stage] = metrics
-        metrics.update(pred, target, context)
+        self.stage_metrics(stage, target.shape[1]).update(pred, target, context)
 
     def summarise(self, stage: str) -> dict[str, Tensor]:
-        """Per-step metrics of ``stage``, logged as means, kept in ``results``, then reset."""
-        metrics = self.eval_metrics.get(stage)
-        if metrics is None or not metrics.update_called:
+        """The results of ``stage``'s metrics (those of a ``<stage>/<group>`` key named
+        ``<group>/...``), logged as means, kept in ``results``, then reset."""
+        results = {}
+        for key, metrics in self.eval_metrics.items():
+            owner, _, group = key.partition("/")
+            if owner == stage and metrics.update_called:
+                prefix = f"{group}/" if group else ""
+                results |= {prefix + k: v for k, v in metrics.compute().items()}
+                metrics.reset()
+        if not results:
             return {}
-        results = metrics.compute()
-        metrics.reset()
         self.log_dict({f"{stage}/{k}": v.mean() for k, v in results.items()}, sync_dist=False)
         self.results[stage] = results
         return results

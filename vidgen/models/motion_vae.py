@@ -22,6 +22,12 @@ the last one's pixels, so z only has to carry what the context does not show: th
 - **A prior that moves things whole.** z's cells are correlated by how alike they look in the
   context frame and how close they are (:mod:`~vidgen.models.priors`): a prior sample moves the
   cells of one thing together; the KL term is taken against it.
+- **A prior that goes on as the context moved.** With two context frames or more, the prior's
+  mean is the latent that continues the motion seen between the last two (block-matched, as the
+  encoder sees it): a prior sample is that motion plus the correlated spread around it.
+  Futures longer than a training clip go on from their own last frames
+  (:meth:`~vidgen.models.vae_base.VAEModule.sample_futures`): each new stretch's prior
+  continues the motion generated so far.
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ class MotionVAE(VAEModule):
         decoder: builds the decoder core from ``(z_dim + C', h, w)``: z over the context
             frame's backbone map.
         head: builds the flow head from ``(decoder.out_shape, image_size)``; it emits 2 channels.
-        condition_frames: true frames each clip starts from; the last one's pixels are moved.
+        condition_frames: true frames each clip starts from (its context): the last one's
+            pixels are moved; the motion between the last two is the prior's mean.
         change_unit: pixels a step of velocity change per unit of z: a prior sample's velocity
             drifts by about this much a step.
         max_flow: the largest flow change a step, in pixels, and the block-matching radius.
@@ -212,8 +219,21 @@ class MotionVAE(VAEModule):
             raise ValueError("the affinity prior is drawn from the context frames: pass context")
         return affinity_scale_tril(context[:, -1], self.z_shape[1:])
 
+    def prior_mean(self, context: Tensor) -> Tensor:
+        """The prior's mean ``(B, *z_shape)`` given ``context`` ``(B, c, C, H, W)``: the latent
+        that continues the motion seen between its last two frames (their block-matched velocity
+        on the latent grid, carried one step on, in z's velocity channels; no change after it);
+        zero for a single context frame."""
+        mean = context.new_zeros(len(context), *self.z_shape)
+        if context.shape[1] >= 2:
+            seen = self.motion_maps(context[:, -2:], self.z_shape[1:])[:, -1]
+            mean[:, :2] = self.carry_velocity(seen * math.ceil(self.max_flow))
+        return mean
+
     def correlate(self, eps: Tensor, context: Tensor | None) -> Tensor:
-        return sample_correlated(eps, self.prior_scale_tril(context))
+        tril = self.prior_scale_tril(context)
+        return sample_correlated(eps, tril) + self.prior_mean(context).to(eps.dtype)
 
     def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
-        return correlated_kl(mu, logvar, self.prior_scale_tril(context))
+        tril = self.prior_scale_tril(context)
+        return correlated_kl(mu - self.prior_mean(context).to(mu.dtype), logvar, tril)

@@ -7,7 +7,9 @@ latent becomes frames (``decode(z, frames, context, context_features)``: clips
 with ``context``, whose backbone features it may be given) and, if its prior is not N(0, I),
 how a prior sample is drawn (:meth:`correlate`) and the KL term taken (:meth:`kl`). A
 conditional VAE sets ``condition_frames``: its clips start with that many true frames, which
-it copies, and it generates the rest.
+it copies, and it generates the rest. From those context frames it samples futures of any
+horizon (:meth:`sample_futures`), which ``vidgen test`` scores
+(:mod:`vidgen.sampled_futures`) and ``vidgen predict`` writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import Tensor
 
 from vidgen.models.base import VideoModule
 from vidgen.models.losses import kl_divergence
+from vidgen.sampled_futures import GROUP, FutureMetrics
 
 LOGVAR_RANGE = (-30.0, 20.0)
 """Log-variances are clamped to this range: exp() stays finite with a large learning rate."""
@@ -33,7 +36,8 @@ class VAEModule(VideoModule):
         frames: frames :meth:`sample` emits by default (reconstructions match their input).
         beta: weight of the KL term; 0 = the paper (reconstruction only).
         kl_warmup_steps: the KL weight rises linearly from 0 to ``beta`` over these steps.
-        predict_samples: prior samples per clip that ``vidgen predict`` writes.
+        predict_samples: K, prior samples per clip: a conditional VAE's sampled futures, which
+            ``vidgen test`` scores (best and mean of K) and ``vidgen predict`` writes.
     """
 
     condition_frames = 0
@@ -134,6 +138,37 @@ class VAEModule(VideoModule):
         eps = torch.randn(n, *self.z_shape, generator=generator, device=device).to(self.device)
         return self.decode(self.correlate(eps, context), frames, context)
 
+    def sample_futures(
+        self,
+        context: Tensor,
+        horizon: int,
+        samples: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``samples`` futures ``(B, samples, horizon, C, H, W)`` of each clip's ``context``
+        ``(B, c, C, H, W)`` (its last ``condition_frames`` frames are used), from the prior.
+
+        Any horizon: the model generates at most ``frames - condition_frames`` steps (a
+        training clip's) from one prior draw; a longer future goes on from its own last
+        ``condition_frames`` frames with a new draw, as often as it takes.
+        """
+        c = self.condition_frames
+        if not c:
+            raise ValueError("an unconditional VAE has no context to sample futures of")
+        if context.ndim != 5 or context.shape[1] < c or horizon < 1 or samples < 1:
+            raise ValueError(
+                f"expected context (B, >= {c}, C, H, W), horizon >= 1 and samples >= 1, got "
+                f"{tuple(context.shape)}, {horizon}, {samples}"
+            )
+        current = context[:, -c:].repeat_interleave(samples, 0)
+        stretch, futures = self.frames - c, []
+        for start in range(0, horizon, stretch):
+            steps = min(stretch, horizon - start)
+            clips = self.sample(len(current), c + steps, generator, context=current)
+            futures.append(clips[:, c:])
+            current = clips[:, -c:]
+        return torch.cat(futures, 1).unflatten(0, (len(context), samples))
+
     def interpolate(
         self, a: Tensor, b: Tensor, steps: int = 8, frames: int | None = None
     ) -> Tensor:
@@ -188,14 +223,27 @@ class VAEModule(VideoModule):
         """Reconstruct from z = mu; log the loss (KL at full ``beta``, so ``val/loss`` is
         comparable across the warm-up) and update the per-frame metrics of the generated frames
         (after the context of a conditional model), with the clip's mean frame (the paper's
-        failure mode) and its last frame as baselines."""
+        failure mode) and its last frame as baselines. In a test, a conditional model's sampled
+        futures are scored too (:meth:`score_futures`)."""
         video = batch["video"]
         mu, logvar = self.posterior(video)
         recon = self.decode(mu, video.shape[1], self.context(video))
         self.log_terms(stage, self.objective(recon, video, mu, logvar, self.beta), video.shape[0])
         c = self.condition_frames
         self.update_metrics(stage, recon[:, c:], video[:, c:], video)
+        if stage == "test" and c:
+            self.score_futures(stage, video)
         return {"target": video, "pred": recon}
+
+    def score_futures(self, stage: str, video: Tensor) -> None:
+        """Sample ``predict_samples`` futures of the clips' context over the rest of them and
+        update their scores (:class:`~vidgen.sampled_futures.FutureMetrics`), reported as
+        ``<stage>/futures/...``."""
+        c = self.condition_frames
+        context, target = video[:, :c], video[:, c:]
+        samples = self.sample_futures(context, target.shape[1], self.predict_samples)
+        metrics = self.stage_metrics(f"{stage}/{GROUP}", target.shape[1], FutureMetrics)
+        metrics.update(samples, target, context)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         return self.evaluate("val", batch)
@@ -206,17 +254,19 @@ class VAEModule(VideoModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
         """``target`` (the clip), ``pred`` (its reconstruction), ``samples`` (prior samples of
         the same length: one per clip ``(B, T, C, H, W)``, or ``predict_samples`` per clip
-        ``(B, N, T, C, H, W)``; a conditional model's continue the clip's context) as float
-        videos in [0, 1], and ``index``."""
+        ``(B, N, T, C, H, W)``; a conditional model's are the clip's context followed by a
+        sampled future, :meth:`sample_futures`) as float videos in [0, 1], and ``index``."""
         video = batch["video"]
-        n = self.predict_samples
-        context = self.context(video)
-        if context is not None:
-            context = context.repeat_interleave(n, 0)
-        samples = self.sample(video.shape[0] * n, video.shape[1], context=context)
+        n, c = self.predict_samples, self.condition_frames
+        if c:
+            futures = self.sample_futures(video[:, :c], video.shape[1] - c, n)
+            context = video[:, None, :c].expand(-1, n, -1, -1, -1, -1)
+            samples = torch.cat([context, futures], 2)
+        else:
+            samples = self.sample(len(video) * n, video.shape[1]).unflatten(0, (len(video), n))
         return {
             "target": video,
             "pred": self.reconstruct(video),
-            "samples": samples if n == 1 else samples.view(len(video), n, *samples.shape[1:]),
+            "samples": samples[:, 0] if n == 1 else samples,
             "index": batch["index"],
         }

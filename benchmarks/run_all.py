@@ -10,6 +10,8 @@ What it runs (``python benchmarks/<command>``) and what each writes, under
 - ``step_breakdown.py``: the paper predictor's step by part, direct vs FFT head
   (``step_breakdown_cpu``; ~1 min)
 - ``profile_step.py``: every packaged config's step by part (``profile_cpu``; ~2 min)
+- ``profile_step.py --configs predictor.yaml predictor_paper.yaml ...``: the two 224 px
+  predictors side by side, a warm-up and two timed steps each (``profile_224_cpu``; ~2 min)
 - ``graph_breaks.py``: torch.compile's graph breaks per config (``graph_breaks``; ~17 min)
 - ``compare_predictors.py --epochs 4``: paper vs vidgen vs baselines on both embedded datasets
   (``predictors_shapes_textured``, ``docs/filmstrip_shapes.png``,
@@ -49,6 +51,14 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
     ),
     (["step_breakdown.py"], ("benchmarks/results/step_breakdown_cpu",)),
     (["profile_step.py"], ("benchmarks/results/profile_cpu",)),
+    (
+        [
+            "profile_step.py",
+            *("--configs", "predictor.yaml", "predictor_paper.yaml"),
+            *("--warmup", "1", "--steps", "2", "--out", "profile_224_cpu"),
+        ],
+        ("benchmarks/results/profile_224_cpu",),
+    ),
     (["graph_breaks.py"], ("benchmarks/results/graph_breaks",)),
     (
         ["compare_predictors.py", "--epochs", "4"],

@@ -90,7 +90,50 @@ def collapse_score(pred: Tensor, target: Tensor) -> Tensor:
     return frame_change(pred).sum() / frame_change(target).sum().clamp_min(1e-12)
 
 
-class HorizonMetrics(Metric):
+def baseline_scores(context: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """``"<baseline>/<metric>"`` ``(B, T)``: the per-frame scores of the :func:`baselines` of
+    ``context`` against ``target`` ``(B, T, C, H, W)``."""
+    scores = {}
+    for source, video in baselines(context, target.shape[1]).items():
+        scores |= {f"{source}/{m}": v for m, v in frame_metrics(video, target).items()}
+    return scores
+
+
+class StepScores(Metric):
+    """Per-horizon-step sums of every metric of ``METRICS`` for named ``sources`` (DDP-safe):
+    what the predictors' :class:`HorizonMetrics` and sampled futures' scores accumulate.
+    :meth:`add_scores` adds a batch's ``"<source>/<metric>"`` ``(B, T)`` scores;
+    :meth:`step_means` gives each ``(T,)`` mean over the clips."""
+
+    full_state_update = False
+
+    def __init__(self, horizon: int, sources: tuple[str, ...]) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.sources = sources
+        self.add_state(
+            "sums", torch.zeros(len(sources), len(METRICS), horizon), dist_reduce_fx="sum"
+        )
+        self.add_state("count", torch.zeros(()), dist_reduce_fx="sum")
+
+    def add_scores(self, scores: dict[str, Tensor], clips: int) -> None:
+        """Add the ``(B, T)`` scores ``scores["<source>/<metric>"]`` of ``clips`` clips."""
+        for i, source in enumerate(self.sources):
+            for j, name in enumerate(METRICS):
+                self.sums[i, j] += scores[f"{source}/{name}"].sum(0)
+        self.count += clips
+
+    def step_means(self) -> dict[str, Tensor]:
+        """``"<source>/<metric>"``: its ``(T,)`` mean per horizon step over the clips."""
+        means = self.sums / self.count.clamp_min(1)
+        return {
+            f"{source}/{name}": means[i, j]
+            for i, source in enumerate(self.sources)
+            for j, name in enumerate(METRICS)
+        }
+
+
+class HorizonMetrics(StepScores):
     """Accumulates per-horizon-step metric sums for the model and the baselines (DDP-safe).
 
     ``update(pred, target, context)`` with ``pred``/``target`` ``(B, T, C, H, W)``;
@@ -98,17 +141,9 @@ class HorizonMetrics(Metric):
     ``copy_last``, ``mean_frame`` plus ``"model/collapse"`` (scalar).
     """
 
-    full_state_update = False
-
     def __init__(self, horizon: int) -> None:
-        super().__init__()
-        self.horizon = horizon
-        self.add_state(
-            "sums", torch.zeros(len(SOURCES), len(METRICS), horizon), dist_reduce_fx="sum"
-        )
-        self.add_state("count", torch.zeros(()), dist_reduce_fx="sum")
+        super().__init__(horizon, SOURCES)
         self.add_state("change", torch.zeros(2), dist_reduce_fx="sum")
-        self.sources = SOURCES
 
     def update(self, pred: Tensor, target: Tensor, context: Tensor) -> None:
         if pred.shape != target.shape or pred.shape[1] != self.horizon:
@@ -116,21 +151,12 @@ class HorizonMetrics(Metric):
                 f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must match with "
                 f"{self.horizon} horizon steps"
             )
-        candidates = {"model": pred, **baselines(context, self.horizon)}
-        for i, source in enumerate(self.sources):
-            values = frame_metrics(candidates[source], target)
-            for j, name in enumerate(METRICS):
-                self.sums[i, j] += values[name].sum(0)
-        self.count += pred.shape[0]
+        model = {f"model/{m}": v for m, v in frame_metrics(pred, target).items()}
+        self.add_scores(model | baseline_scores(context, target), pred.shape[0])
         self.change += torch.stack([frame_change(pred).sum(), frame_change(target).sum()])
 
     def compute(self) -> dict[str, Tensor]:
-        means = self.sums / self.count.clamp_min(1)
-        out = {
-            f"{source}/{name}": means[i, j]
-            for i, source in enumerate(self.sources)
-            for j, name in enumerate(METRICS)
-        }
+        out = self.step_means()
         out["model/collapse"] = self.change[0] / self.change[1].clamp_min(1e-12)
         return out
 

@@ -22,12 +22,13 @@ import math
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from vidgen.evaluation import (
     BASELINES,
     METRICS,
+    StepScores,
+    baseline_scores,
     baselines,
     frame_change,
     frame_metrics,
@@ -56,7 +57,7 @@ def best_and_mean(samples: Tensor, target: Tensor) -> dict[str, Tensor]:
     return out
 
 
-class FutureMetrics(Metric):
+class FutureMetrics(StepScores):
     """Accumulates the scores of sampled futures (DDP-safe).
 
     ``update(samples, target, context)`` with ``samples`` ``(B, K, T, C, H, W)``, ``target``
@@ -68,14 +69,9 @@ class FutureMetrics(Metric):
     ``features``' name); a distance over fewer than 2 clips is NaN.
     """
 
-    full_state_update = False
-
     def __init__(self, horizon: int, features: tuple[str, FeatureNet] | None = None) -> None:
-        super().__init__()
-        self.horizon = horizon
+        super().__init__(horizon, SOURCES)
         self.distance, self.features = features if features is not None else clip_features()
-        self.add_state("sums", torch.zeros(len(SOURCES), len(METRICS), horizon), "sum")
-        self.add_state("count", torch.zeros(()), dist_reduce_fx="sum")
         for name in ("sample_change", "true_change", "real", "sampled", *BASELINES):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
@@ -86,13 +82,9 @@ class FutureMetrics(Metric):
                 f"{tuple(target.shape)} of {self.horizon} horizon steps"
             )
         still = baselines(context, self.horizon)
-        scores = best_and_mean(samples, target)
-        for b in BASELINES:
-            scores |= {f"{b}/{m}": v for m, v in frame_metrics(still[b], target).items()}
-        for i, source in enumerate(SOURCES):
-            for j, name in enumerate(METRICS):
-                self.sums[i, j] += scores[f"{source}/{name}"].sum(0)
-        self.count += len(target)
+        self.add_scores(
+            best_and_mean(samples, target) | baseline_scores(context, target), len(target)
+        )
         self.sample_change.append(torch.stack([frame_change(s) for s in samples.unbind(1)], 1))
         self.true_change.append(frame_change(target))
         self.real.append(self.features(target).float())
@@ -102,12 +94,7 @@ class FutureMetrics(Metric):
             getattr(self, b).append(self.features(still[b]).float())
 
     def compute(self) -> dict[str, Tensor]:
-        means = self.sums / self.count.clamp_min(1)
-        out = {
-            f"{source}/{name}": means[i, j]
-            for i, source in enumerate(SOURCES)
-            for j, name in enumerate(METRICS)
-        }
+        out = self.step_means()
         change = dim_zero_cat(self.sample_change).sum(0)
         out["samples/collapse"] = change / dim_zero_cat(self.true_change).sum().clamp_min(1e-12)
         real, sampled = dim_zero_cat(self.real), dim_zero_cat(self.sampled)

@@ -1,5 +1,6 @@
-"""MotionPredictor: copy-last at initialisation, observed motion and momentum, splatting,
-training, the packaged configs that build it."""
+"""MotionPredictor: the classical motion at initialisation (copy-last where it does not explain
+the context), observed motion and momentum, splatting, training, the fallbacks, the packaged
+configs that build it."""
 
 from functools import partial
 
@@ -11,20 +12,34 @@ from tiny import translating
 
 from vidgen import MotionPredictor, ShapesDataModule
 from vidgen.cli import CONFIG_DIR, build
-from vidgen.models.motion_predictor import GATE_SCALE
 
 VARIANTS = [{}, {"splat": True}, {"splat": True, "motion_layers": 3}]
 """The packaged configs' variants: warp only (shapes), splatted with motion layers (textured)."""
 
 
 @pytest.mark.parametrize("options", VARIANTS, ids=str)
-def test_untrained_is_copy_last_exactly(options):
+def test_untrained_is_the_classical_motion_and_copy_last_where_that_fails(options):
     model = tiny(**options).eval()
-    assert model.head.deconv.out_channels == 2 and model.motion_gate.item() == 0.0
-    video = torch.rand(2, 5, 3, 16, 16)
+    assert model.head.deconv.out_channels == 2 and model.change_gate.item() == 0.0
+    moving = translating(9, (1, 0))
+    back_and_forth = moving[:, [0, 1, 2, 0, 4, 5, 6, 7, 8]]  # the last context frame returns
+    video = torch.cat([moving, back_and_forth])
     with torch.no_grad():
-        pred = model(video[:, :3], horizon=6)
-    assert torch.allclose(pred, video[:, 2:3].expand_as(pred), atol=1e-6)  # at any horizon
+        pred, classical = model(video[:, :4], horizon=5), model.classical(video[:, :4], 5)
+        assert model.motion_explained(video[:, :4]).flatten().tolist() == [1.0, 0.0]
+    assert torch.equal(pred, classical)
+    assert not torch.allclose(pred[0], video[0, 3:4].expand_as(pred[0]), atol=1e-2)  # it moves
+    assert torch.equal(pred[1], video[1, 3:4].expand_as(pred[1]))  # at any horizon
+
+
+def test_motion_must_explain_each_of_the_last_two_context_frames():
+    model = tiny().eval()
+    moving = translating(6, (1, 0))
+    stalled = moving[:, [0, 1, 1, 2, 3, 4]]  # still between frames 1 and 2, then moving
+    with torch.no_grad():
+        assert model.motion_explained(moving[:, :4]).item() == 1.0
+        assert model.motion_explained(stalled[:, :4]).item() == 0.0
+        assert model.motion_explained(stalled[:, :2]).item() == 1.0  # too short to check
 
 
 @pytest.mark.parametrize("options", VARIANTS, ids=str)
@@ -40,15 +55,14 @@ def test_trains_away_from_copy_last(options):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.9 * losses[0]  # the zeroed head and gate still get gradients
-    assert model.motion_gate.item() != 0.0
+    assert losses[-1] < 0.9 * losses[0]  # the zeroed gate still gets gradients
+    assert model.change_gate.item() != 0.0
 
 
 def test_observed_motion_seeds_the_momentum():
     model = tiny().eval()
     video = translating(7, (1, 0))
     with torch.no_grad():
-        model.motion_gate.fill_(1 / GATE_SCALE)  # as if trained to trust what it sees
         pred = model(video[:, :3], horizon=4)
     # constant velocity: 1 px a step to the right, away from the borders it cannot know (the
     # content entering on the left has no match: its subpixel fits are off by up to 0.25 px)
@@ -76,7 +90,6 @@ def test_splatted_pixels_keep_a_moving_thing_whole():
     for name, options in (("warp", {}), ("splat", {"splat": True, "motion_layers": 2})):
         model = tiny(**options).eval()
         with torch.no_grad():
-            model.motion_gate.fill_(1 / GATE_SCALE)  # trust the motion seen
             pred = model(video[:, :3], horizon=5)
         errors[name] = [  # on the square, where it truly is at each step
             (pred[0, t, :, 4:11, 4 + t : 11 + t] - video[0, 3 + t, :, 4:11, 4 + t : 11 + t])
@@ -127,15 +140,17 @@ def test_the_packaged_vidgen_predictor_configs_build_it():
 
 
 @pytest.mark.parametrize("config", packaged_motion_predictors())
-def test_packaged_motion_predictors_start_at_copy_last(config):
+def test_packaged_motion_predictors_start_at_their_classical_motion(config):
     torch.manual_seed(0)
     overrides = ["--data.init_args.image_size=32", "--model.init_args.backbone_weights=null"]
     model = build(config, *overrides).model.eval()  # (predictor.yaml asks for ImageNet weights)
     assert isinstance(model, MotionPredictor)
     video = torch.rand(2, 6, 3, 32, 32)
+    still = video[:, :1].expand(-1, 4, -1, -1, -1)
     with torch.no_grad():
-        pred = model(video[:, :4], horizon=5)
-    assert torch.allclose(pred, video[:, 3:4].expand_as(pred), atol=1e-6)
+        assert torch.equal(model(video[:, :4], horizon=5), model.classical(video[:, :4], 5))
+        pred = model(still, horizon=5)
+    assert torch.allclose(pred, still[:, :1].expand_as(pred), atol=1e-6)
 
 
 def test_channels_last_backbone_gives_the_same_frames():
@@ -143,43 +158,40 @@ def test_channels_last_backbone_gives_the_same_frames():
     plain, nhwc = tiny(channels_last=False), tiny()
     assert nhwc.backbone.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        plain.motion_gate.fill_(1 / GATE_SCALE)
-        nhwc.motion_gate.fill_(1 / GATE_SCALE)
         assert torch.allclose(plain.encode(video), nhwc.encode(video), atol=1e-5)
         assert torch.allclose(plain(video[:, :3], 4), nhwc(video[:, :3], 4), atol=1e-5)
 
 
-def test_validation_decides_whether_the_rollout_is_trusted():
+def test_validation_decides_whether_the_learned_change_is_trusted():
     model = tiny().eval()
     video = translating(8, (1, 0))
-    context, target = video[:, :3], video[:, 3:]
+    context = video[:, :3]
     with torch.no_grad():
-        model.motion_gate.fill_(1 / GATE_SCALE)  # its rollout follows the motion: better
-        model.update_metrics("val", model(context, 5), target, context)
+        model.validation_step({"video": video}, 0)  # untrained: ties with the classical rollout
         model.on_validation_epoch_end()
         assert model.trusted.item() == 1.0
         assert torch.equal(model.rollout(context, 5), model(context, 5))
-        model.motion_gate.fill_(-1 / GATE_SCALE)  # against the motion: worse than copy-last
-        model.update_metrics("val", model(context, 5), target, context)
+        model.change_gate.fill_(3.0)  # a large learned change: worse than the classical motion
+        model.validation_step({"video": video}, 0)
         model.on_validation_epoch_end()
         assert model.trusted.item() == 0.0
-        assert torch.equal(model.rollout(context, 5), context[:, -1:].expand(-1, 5, -1, -1, -1))
+        assert torch.equal(model.rollout(context, 5), model.classical(context, 5))
         assert not torch.equal(model(context, 5), model.rollout(context, 5))  # validation's view
 
 
-def test_each_clip_keeps_its_rollout_only_where_its_motion_explains_its_context():
+def test_each_clip_keeps_its_rollout_only_where_it_explains_its_context():
     model = tiny().eval()
     moving = translating(8, (1, 0))
-    back_and_forth = moving[:, [0, 1, 2, 0, 4, 5, 6, 7]]  # the last context frame returns
-    video = torch.cat([moving, back_and_forth])
+    fooled = moving[:, [0, 1, 2, 3, 4, 5, 6, 7]].clone()
+    fooled[:, 3] = moving[:, 2]  # still at the last context frame: the motion seen is stale
+    video = torch.cat([moving, fooled])
     context = video[:, :4]
     with torch.no_grad():
-        untrained = model.explains(context)
-        model.motion_gate.fill_(1 / GATE_SCALE)  # as if trained to trust what it sees
-        explained = model.explains(context)
+        model.change_gate.fill_(1.0)  # the head's random change moves both clips
+        explained = model.explains(model, context)
         pred, rollout = model(context, 4), model.rollout(context, 4)
-    assert untrained.flatten().tolist() == [1.0, 1.0]  # copy-last ties with copy-last
+        assert not torch.equal(pred[1], context[1, -1:].expand(4, -1, -1, -1))
     assert explained.flatten().tolist() == [1.0, 0.0]
     assert torch.equal(rollout[0], pred[0])
     assert torch.equal(rollout[1], context[1, -1:].expand(4, -1, -1, -1))
-    assert torch.equal(model.explains(context[:, :1]), torch.ones(2, 1, 1, 1, 1))
+    assert torch.equal(model.explains(model, context[:, :1]), torch.ones(2, 1, 1, 1, 1))

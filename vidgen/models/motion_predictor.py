@@ -7,7 +7,11 @@ into the background within a few steps. This one predicts motion and keeps the p
 1. **Observed motion.** The velocity of every pixel of the last true frame is read from the
    context by block matching (:func:`~vidgen.models.motion_estimation.observed_velocity`),
    optionally explained by a few motion layers (``motion_layers``) so a thing's pixels share
-   one motion. A learned gate (zero at initialisation) scales it into the first step's flow.
+   one motion. It seeds the first step's flow whole, in the clips where it explains the
+   context itself (:meth:`~MotionPredictor.motion_explained`: each of the last two context
+   frames is predicted better by moving the frame before along the motion seen up to it than by
+   copying it), and not at all elsewhere: motion is all or nothing per clip, as a scaled
+   velocity would both misplace pixels and blur them.
 2. **Momentum.** Each later step's flow is the previous one carried along itself: things keep
    moving at the same velocity (constant motion is the prior: camera pans, thrown balls).
 3. **A learned change.** The recurrent core reads the backbone features of each frame (the
@@ -22,17 +26,20 @@ into the background within a few steps. This one predicts motion and keeps the p
    forward to where it has moved (:func:`~vidgen.models.motion_transport.splat_over`): a moving
    thing stays whole and what it uncovers is filled with what is behind it.
 
-Untrained (both gates 0) it predicts copy-last-frame exactly; training moves it away from that
-only where that lowers the loss. It trains as it is evaluated: on its own rollouts. Training
-can still overfit a few clips, and motion seen in a few frames can mislead: what the model
-predicts (:meth:`rollout`) falls back on the last frame for a clip whose own context it does
-not explain better than copying does (:meth:`explains`), and for every clip while the last
-validation found the rollout worse than copy-last-frame at any horizon step (PSNR or SSIM;
-``val/trusted`` in the logs).
+Untrained (the change gate 0) it is the classical motion (observed motion and momentum, the
+:meth:`~MotionPredictor.classical` rollout) where that explains the context, copy-last-frame
+elsewhere. It trains as it is evaluated: on its own rollouts. Training can still overfit a few
+clips, so what the model predicts (:meth:`~MotionPredictor.rollout`) keeps the learned change
+only while the last validation found it at least as good as the classical rollout at every
+horizon step (PSNR and SSIM; ``val/trusted`` in the logs), and falls back on the last frame
+for a clip whose own context the rollout does not explain better than copying does
+(:meth:`~MotionPredictor.explains`). On the validation clips, the trained model is never below
+its untrained self.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -47,11 +54,22 @@ from vidgen.models.recurrent import ConvLSTMCore
 from vidgen.models.rollout import RolloutModule
 
 MOTION_SPAN = 3  # frames between the two context frames whose match gives the observed velocity
+CHECKED_FRAMES = 2  # the last context frames that the observed motion must each explain
+LEARNED, CLASSICAL = "learned", "classical"  # validation's groups of results of the guarded
+# rollouts with and without the learned change
+
+Roll = Callable[[Tensor, int], Tensor]
+"""A rollout: ``(context, horizon) -> frames``."""
 SPLAT_SHARPNESS = 1.0  # where splatted pixels collide, the weight of one is exp(this x its speed
 # relative to the clip's median motion): what moves against the camera's motion is in front
 HEAD_INIT = 0.01  # standard deviation of the flow head's last weights at initialisation
-GATE_SCALE = 30.0  # the motion gate is this times its parameter: Adam moves a parameter by
-# about the learning rate a step, and the gate has to travel from 0 to ~1 in tens of steps
+
+
+def beats_copy(pred: Tensor, truth: Tensor, copy: Tensor) -> Tensor:
+    """``(B,)`` bool: the clips in which ``pred`` is at least as close to ``truth`` as ``copy``
+    is, on MSE and on SSIM, at every frame (each ``(B, T, C, H, W)``)."""
+    mse = frame_mse(pred, truth) <= frame_mse(copy, truth)
+    return (mse & (frame_ssim(pred, truth) >= frame_ssim(copy, truth))).all(1)
 
 
 class Motion(NamedTuple):
@@ -104,7 +122,6 @@ class MotionPredictor(RolloutModule):
                 f"{context_frames}, {max_flow}, {motion_layers}"
             )
         self.core = core(self.feature_shape)
-        self.motion_gate = nn.Parameter(torch.zeros(()))
         self.head = head(self.core.out_shape, self.image_size, out_channels=2)
         for layer in self.head.output_layers():  # small, not zero: the change gate gets gradients
             nn.init.normal_(layer.weight, std=HEAD_INIT)
@@ -132,47 +149,87 @@ class MotionPredictor(RolloutModule):
             frames.append(self.move(source, motion))
         return torch.cat(frames, dim=1)
 
+    def classical(self, context: Tensor, horizon: int) -> Tensor:
+        """The rollout of the observed motion and momentum alone (no learned change): what the
+        untrained model predicts, and what a trained one falls back on."""
+        source, seen = context[:, -1:], self.observed(context)
+        motion, frames, still = None, [], torch.zeros_like(seen)
+        for _ in range(horizon):
+            motion = self.advance(motion, still, seen)
+            frames.append(self.move(source, motion))
+        return torch.cat(frames, dim=1)
+
     def rollout(self, context: Tensor, horizon: int) -> Tensor:
-        """What the model predicts (test, ``vidgen predict``): for each clip its rollout, or
-        copy-last-frame where the clip's own context says the rollout is worse than that
-        (:meth:`explains`), or everywhere if the last validation found it worse on the
-        validation clips (:attr:`trusted` is 0)."""
-        pred = self(context, horizon)
-        keep = self.trusted * self.explains(context)
+        """What the model predicts (test, ``vidgen predict``): its rollout with the learned
+        change if the last validation trusted that (:attr:`trusted`), else the
+        :meth:`classical` one; either :meth:`guarded` per clip by the clip's own context."""
+        learned = self.guarded(self, context, self(context, horizon))
+        classical = self.guarded(self.classical, context, self.classical(context, horizon))
+        return self.trusted * learned + (1 - self.trusted) * classical
+
+    def guarded(self, roll: Roll, context: Tensor, pred: Tensor) -> Tensor:
+        """``pred``, ``roll``'s rollout of ``context``, in the clips that ``roll``
+        :meth:`explains`; copy-last-frame in the others."""
+        keep = self.explains(roll, context)
         return keep * pred + (1 - keep) * context[:, -1:]
 
-    def explains(self, context: Tensor) -> Tensor:
-        """``(B, 1, 1, 1, 1)``: 1 for the clips whose last context frame the model predicts from
+    def explains(self, roll: Roll, context: Tensor) -> Tensor:
+        """``(B, 1, 1, 1, 1)``: 1 for the clips whose last context frame ``roll`` predicts from
         the frames before it at least as well as copying the one before does (MSE and SSIM),
-        0 for the others; 1 for a context of one frame (nothing to check). A rollout's first
-        step is made of the motion seen in the context: where that motion does not explain the
-        context itself, it is not trusted to predict what follows."""
+        0 for the others; 1 for a context of one frame (nothing to check). Where a rollout does
+        not explain the context itself, it is not trusted to predict what follows."""
         if context.shape[1] < 2:
             return context.new_ones(context.shape[0], 1, 1, 1, 1)
-        truth, copy = context[:, -1:], context[:, -2:-1]
-        check = self(context[:, :-1], 1)
-        better = (frame_mse(check, truth) <= frame_mse(copy, truth)) & (
-            frame_ssim(check, truth) >= frame_ssim(copy, truth)
-        )
+        better = beats_copy(roll(context[:, :-1], 1), context[:, -1:], context[:, -2:-1])
         return better.to(context.dtype).view(-1, 1, 1, 1, 1)
 
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """Score the rollout (as every predictor) and, beside it, the two candidates of
+        :meth:`rollout`: the learned and the :meth:`classical` one, each :meth:`guarded`."""
+        out = self.evaluate("val", batch)
+        context, target = out["context"], out["target"]
+        learned = self.guarded(self, context, out["pred"])
+        classical = self.guarded(self.classical, context, self.classical(context, target.shape[1]))
+        self.update_metrics(f"val/{LEARNED}", learned, target, context)
+        self.update_metrics(f"val/{CLASSICAL}", classical, target, context)
+        return out
+
     def on_validation_epoch_end(self) -> None:
-        """Trust the rollout only if, on the validation clips, it is at least as good as
-        copy-last-frame (the untrained model) on PSNR and SSIM at every horizon step."""
+        """Trust the learned change only if, on the validation clips, the guarded rollout with
+        it is at least as good as the guarded :meth:`classical` one (what the untrained model
+        predicts) on PSNR and SSIM at every horizon step."""
         results = self.summarise("val")
         if results:
-            psnr = (results["model/psnr"] >= results["copy_last/psnr"]).all()
-            ssim = (results["model/ssim"] >= results["copy_last/ssim"]).all()
+            learned, classical = f"{LEARNED}/model", f"{CLASSICAL}/model"
+            psnr = (results[f"{learned}/psnr"] >= results[f"{classical}/psnr"]).all()
+            ssim = (results[f"{learned}/ssim"] >= results[f"{classical}/ssim"]).all()
             self.trusted.copy_((psnr & ssim).to(self.trusted))
             self.log("val/trusted", self.trusted, sync_dist=False)
 
     def observed(self, context: Tensor) -> Tensor:
-        """The velocity seen at the last context frame, ``(B, 1, 2, H, W)`` pixels a step, times
-        the motion gate."""
+        """The velocity seen at the last context frame, ``(B, 1, 2, H, W)`` pixels a step, in
+        the clips where it explains the context (:meth:`motion_explained`), 0 in the others."""
+        return self.velocity(context) * self.motion_explained(context)
+
+    def velocity(self, context: Tensor) -> Tensor:
+        """The velocity seen at the last of ``context``'s frames, ``(B, 1, 2, H, W)``."""
         seen = observed_velocity(context.detach(), MOTION_SPAN, self.max_flow)
         if self.layers:
             seen = motion_layers(seen, texture(context[:, -1].detach()), self.layers)
-        return GATE_SCALE * self.motion_gate * seen[:, None]
+        return seen[:, None]
+
+    @torch.no_grad()
+    def motion_explained(self, context: Tensor) -> Tensor:
+        """``(B, 1, 1, 1, 1)``: 1 for the clips in which each of the last
+        :data:`CHECKED_FRAMES` context frames is predicted at least as well (MSE and SSIM) by
+        moving the frame before along the velocity seen up to that frame as by copying it, else
+        0; 1 where the context is too short to check (fewer than 3 frames)."""
+        ok = torch.ones(context.shape[0], dtype=torch.bool, device=context.device)
+        for end in range(context.shape[1], max(context.shape[1] - CHECKED_FRAMES, 2), -1):
+            before, truth = context[:, end - 2 : end - 1], context[:, end - 1 : end]
+            seen = self.velocity(context[:, : end - 1])
+            ok &= beats_copy(self.move(before, Motion(seen, seen, seen, seen)), truth, before)
+        return ok.to(context.dtype).view(-1, 1, 1, 1, 1)
 
     def advance(self, motion: Motion | None, change: Tensor, seen: Tensor) -> Motion:
         """The :class:`Motion` after one more step with the head's flow ``change``: the first

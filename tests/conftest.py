@@ -16,6 +16,10 @@ from torchvision.models.vgg import cfgs, make_layers
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+# One thread, here and in the processes tests start, unless OMP_NUM_THREADS says otherwise: at
+# test sizes a second thread gains nothing, and on a busy machine its spin-waits cost minutes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)

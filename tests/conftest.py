@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import pytest
+import torch
+from torchvision.models.vgg import cfgs, make_layers
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+# One thread, here and in the processes tests start, unless OMP_NUM_THREADS says otherwise: at
+# test sizes a second thread gains nothing, and on a busy machine its spin-waits cost minutes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +65,47 @@ def own_corpus(corpus, tmp_path):
     root = tmp_path / "ucf"
     shutil.copytree(corpus.root, root, ignore=shutil.ignore_patterns(ucf101.INDEX_FILE))
     return root
+
+
+class MemoisedVGG16:
+    """``torchvision.models.vgg16(weights=None)`` for :class:`~vidgen.models.FrozenVGG16`,
+    memoised on the global RNG state: its random init costs seconds (most of it the 120M
+    parameters of the classifier, which the backbone drops), and most tests build their models
+    from the same seed. A hit returns the same ``features`` weights and leaves the RNG where the
+    real call would (``tests/test_backbone.py`` checks both), so every result is unchanged."""
+
+    SIZE = 4  # entries kept, the oldest dropped first (~60 MB each)
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.cache: dict[bytes, tuple[dict, torch.Tensor]] = {}
+
+    def __call__(self, *, weights=None, **kwargs):
+        if weights is not None or kwargs:
+            return self.real(weights=weights, **kwargs)
+        key = hashlib.sha1(torch.get_rng_state().numpy().tobytes()).digest()
+        if key not in self.cache:
+            model = self.real(weights=None)
+            state = {k: v.clone() for k, v in model.features.state_dict().items()}
+            self.cache[key] = (state, torch.get_rng_state())
+            while len(self.cache) > self.SIZE:
+                self.cache.pop(next(iter(self.cache)))
+            return model
+        state, after = self.cache[key]
+        with torch.device("meta"):
+            features = make_layers(cfgs["D"])
+        features = features.to_empty(device="cpu")
+        features.load_state_dict(state)
+        torch.set_rng_state(after)
+        return types.SimpleNamespace(features=features)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def memoised_vgg16():
+    """Every test's random-init VGG16 through :class:`MemoisedVGG16`."""
+    from vidgen.models import backbone
+
+    memo = MemoisedVGG16(backbone.vgg16)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backbone, "vgg16", memo)
+        yield memo

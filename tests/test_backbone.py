@@ -6,6 +6,13 @@ from vidgen.models import FrozenVGG16
 from vidgen.models.backbone import IMAGENET_FILE, LAYERS, imagenet_weights_path
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Each test starts from one seed, so the suite's memo of VGG16's random init (conftest's
+    ``MemoisedVGG16``) builds its first backbone in milliseconds instead of seconds."""
+    torch.manual_seed(0)
+
+
 def test_paper_feature_size_at_224():
     backbone = FrozenVGG16("pool5")
     assert backbone.feature_shape(224) == (512, 7, 7)
@@ -71,3 +78,20 @@ def test_unknown_layer_and_missing_file():
     with pytest.raises(FileNotFoundError, match="null"):
         FrozenVGG16(weights="/nonexistent/vgg.pth")
     assert LAYERS["pool5"] == 30
+
+
+def test_the_suites_memoised_vgg16_is_torchvisions(memoised_vgg16):
+    """The test suite's memo (``conftest.MemoisedVGG16``) gives what torchvision gives: the same
+    layers and weights, and the RNG left where torchvision leaves it."""
+    torch.manual_seed(11)
+    memoised_vgg16()  # a miss (the real call) or a hit: from here on a hit
+    torch.manual_seed(11)
+    hit = memoised_vgg16().features
+    after_hit = torch.get_rng_state()
+    torch.manual_seed(11)
+    real = memoised_vgg16.real(weights=None).features
+    assert torch.equal(after_hit, torch.get_rng_state())
+    assert repr(hit) == repr(real)
+    hit_state, real_state = hit.state_dict(), real.state_dict()
+    assert hit_state.keys() == real_state.keys()
+    assert all(torch.equal(hit_state[k], real_state[k]) for k in real_state)

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from behaviour import RECORD, behaviour, packaged_configs
+from tiers import by_tier
 
 RECORDED = json.loads(RECORD.read_text())
 
@@ -16,7 +17,7 @@ def test_every_packaged_config_is_recorded():
     assert sorted(RECORDED) == packaged_configs()
 
 
-@pytest.mark.parametrize("config", packaged_configs())
+@pytest.mark.parametrize("config", by_tier(packaged_configs()))
 def test_same_seed_same_outputs_as_recorded(config):
     now = behaviour(config)
     for phase in ("init", "trained"):

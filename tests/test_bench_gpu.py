@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from behaviour import SIZE, SMALL, packaged_configs, small_model
+from tiers import by_tier
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING_THERE = ("jsonargparse", "omegaconf", "decord", "wandb", "av")
@@ -74,7 +75,7 @@ def test_quick_runs_every_row_without_the_cli_packages(tmp_path: Path) -> None:
     assert "- commit: `" in table and "| demo_paper.yaml | 32 | 2 x 8 |" in table
 
 
-@pytest.mark.parametrize("config", packaged_configs())
+@pytest.mark.parametrize("config", by_tier(packaged_configs()))
 def test_models_built_without_the_cli_are_the_clis(config: str) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from yaml_models import build_model, tiny_overrides

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiers import by_tier
 from tiny import tiny_args, tiny_run
 
 from vidgen import MotionVAE, ShapesDataModule, VideoDataModule
@@ -62,7 +63,7 @@ DEMO_MODELS = {
 """The predictor demo configs and the model each builds."""
 
 
-@pytest.mark.parametrize("config", DEMO_MODELS)
+@pytest.mark.parametrize("config", by_tier(DEMO_MODELS))
 def test_demo_configs_fast_dev_run(in_tmp, config):
     cli = fast_dev_run(config)
     assert cli.trainer.state.finished
@@ -70,6 +71,7 @@ def test_demo_configs_fast_dev_run(in_tmp, config):
     assert type(cli.model).__name__ == DEMO_MODELS[config]
 
 
+@pytest.mark.slow  # a fresh process: seconds of imports
 def test_python_dash_m_is_the_same_cli():
     out = subprocess.run(
         [sys.executable, "-m", "vidgen", "--help"], capture_output=True, text=True, check=True
@@ -118,7 +120,7 @@ def test_console_script_exits_zero_after_a_run(in_tmp):
 
 
 @pytest.mark.parametrize(
-    "config", ["demo.yaml", "demo_textured.yaml", "demo_paper.yaml", "vae_demo.yaml"]
+    "config", by_tier(["demo.yaml", "demo_textured.yaml", "demo_paper.yaml", "vae_demo.yaml"])
 )
 def test_bf16_mixed_precision_trains(in_tmp, config):
     """The GPU recipe's precision (bf16 autocast: FFT deconvolution, warp, splatting, motion
@@ -204,6 +206,7 @@ def test_shapes_module_forwards_the_base_arguments(capsys):
     assert (built.datamodule.frames, built.datamodule.batch_size) == (5, 3)
 
 
+@pytest.mark.slow  # a fresh process: seconds of imports
 def test_the_command_line_prints_no_warning(in_tmp):
     """LightningCLI warns when given both ``args`` and a command line: the console script gives
     it the command line only."""

@@ -84,6 +84,7 @@ def test_choice_and_errors(monkeypatch):
         decoders.choose_decoder()
 
 
+@pytest.mark.slow  # a fresh process: seconds of imports
 def test_folder_module_runs_without_decord(tmp_path):
     """A machine without decord (no wheel): the default decoder is the next one installed."""
     code = (

@@ -149,6 +149,7 @@ def test_version(capsys):
     )
 
 
+@pytest.mark.slow  # a fresh process: seconds of imports
 def test_bad_input_in_a_real_process_prints_no_traceback(files):
     done = subprocess.run(
         [sys.executable, "-m", "vidgen", *fit_args("--ckpt_path=none.ckpt")],

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 import torch
 from behaviour import SIZE, packaged_configs, small_model
+from tiers import by_tier
 from torch.utils._python_dispatch import TorchDispatchMode
 
 SYNCING = {
@@ -48,7 +49,7 @@ def test_the_counter_sees_syncs():
     assert counter.ops["aten::_local_scalar_dense"] >= 1 and counter.ops["aten::nonzero"] >= 1
 
 
-@pytest.mark.parametrize("config", packaged_configs())
+@pytest.mark.parametrize("config", by_tier(packaged_configs()))
 def test_no_host_sync_in_a_training_step_or_a_rollout(config):
     model = small_model(config).train()
     video = torch.rand(2, 8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 from behaviour import SIZE, packaged_configs, small_model
+from tiers import by_tier
 
 from vidgen.models import motion_estimation, motion_vae
 
@@ -57,7 +58,7 @@ def step_loss(model: torch.nn.Module, video: torch.Tensor, bf16: bool) -> torch.
     return loss.detach().float()
 
 
-@pytest.mark.parametrize("config", packaged_configs())
+@pytest.mark.parametrize("config", by_tier(packaged_configs()))
 def test_bf16_autocast_loss_matches_fp32(config: str) -> None:
     model, video = trained(config)
     fp32 = step_loss(model, video, bf16=False)

@@ -38,7 +38,7 @@ from vidgen.cli import CONFIG_DIR
 from vidgen.evaluation import BASELINES, METRICS, HorizonMetrics
 from vidgen.fvd import clip_features
 from vidgen.sampled_futures import GROUP, SAMPLED, FutureMetrics, distance
-from vidgen.wholeness import whole_frames, whole_where_truth_is
+from vidgen.wholeness import TOLERANCE, piece_changes, whole_where_truth_is
 
 CONFIG = "vae_demo.yaml"
 PREDICTOR = "demo.yaml"
@@ -74,14 +74,14 @@ def fit_model(config: str, root: Path, quick: bool) -> tuple[torch.nn.Module, di
 class Scores:
     """Everything one pass over the test clips accumulates: the sampled futures'
     :class:`FutureMetrics`, the rollout's and the reconstruction's :class:`HorizonMetrics`,
-    their features for the Fréchet distance, and every source's whole frames."""
+    their features for the Fréchet distance, and every source's :func:`piece_changes`."""
 
     def __init__(self, horizon: int) -> None:
         self.name, self.net = clip_features()
         self.futures = FutureMetrics(horizon, (self.name, self.net))
         self.metrics = {s: HorizonMetrics(horizon) for s in ("deterministic", "reconstruction")}
         self.features: dict[str, list[Tensor]] = {"real": [], **{s: [] for s in self.metrics}}
-        self.whole: dict[str, list[Tensor]] = {}
+        self.changes: dict[str, list[Tensor]] = {}  # (2, B, [K,] T): pieces and area
 
     def update(self, video: Tensor, predictions: dict[str, Tensor], samples: Tensor) -> None:
         """Score one batch: ``video`` ``(B, c + T, C, H, W)``, ``predictions`` ``(B, T, ...)``
@@ -96,10 +96,11 @@ class Scores:
         reference = video[:, 0]
         frames = {"truth": target, **predictions, "copy_last": context[:, -1:].expand_as(target)}
         for source, clip in frames.items():
-            self.whole.setdefault(source, []).append(whole_frames(clip, reference))
+            self.changes.setdefault(source, []).append(torch.stack(piece_changes(clip, reference)))
         k = samples.shape[1]
-        whole = whole_frames(samples.flatten(0, 1), reference.repeat_interleave(k, 0))
-        self.whole.setdefault("samples", []).append(whole.unflatten(0, (len(video), k)))
+        changes = piece_changes(samples.flatten(0, 1), reference.repeat_interleave(k, 0))
+        changes = torch.stack([c.unflatten(0, (len(video), k)) for c in changes])
+        self.changes.setdefault("samples", []).append(changes)
 
     def compute(self) -> dict[str, Tensor]:
         """``futures/<source>/<metric>`` ``(T,)``, collapse and Fréchet distances (as
@@ -113,18 +114,29 @@ class Scores:
             out[f"{GROUP}/{source}/collapse"] = results["model/collapse"]
             fake = torch.cat(self.features[source])
             out[f"{GROUP}/{source}/{self.name}"] = torch.tensor(distance(real, fake))
-        whole = {s: torch.cat(v) for s, v in self.whole.items()}
-        for source, w in whole.items():
-            pooled = (
-                w.transpose(0, 1).flatten(1) if w.ndim == 3 else w.flatten()[None]
-            )  # (K or 1, B*T)
-            truth = whole["truth"].flatten()[None].expand_as(pooled)
-            out[f"wholeness/{source}/whole"] = pooled.float().mean(-1).squeeze(0)
-            kept = [whole_where_truth_is(p, t) for p, t in zip(pooled, truth, strict=True)]
-            out[f"wholeness/{source}/kept"] = torch.stack(kept).squeeze(0)
-            out[f"wholeness/{source}/steps"] = w.float().mean(tuple(range(w.ndim - 1)))
-        samples = whole["samples"]
-        out["wholeness/all_samples/kept"] = whole_where_truth_is(samples, whole["truth"])
+        return out | self.wholeness()
+
+    def wholeness(self) -> dict[str, Tensor]:
+        """``wholeness/<source>/<what>``: ``whole``, the share of the frames whole; ``kept``,
+        ``kept_pieces``, ``kept_area``, the share of the frames in which the truth is whole
+        where the source is whole, has as many pieces, has the area; ``steps``, the share
+        whole per step; one per sample index (K,) for the samples."""
+        out, tests = {}, {}
+        for source, parts in self.changes.items():
+            pieces, area = torch.cat(parts, 1)  # (B, T), or (B, K, T) for the samples
+            pieces, area = (v.transpose(0, 1) if v.ndim == 3 else v[None] for v in (pieces, area))
+            tests[source] = {"pieces": pieces == 0, "area": area.abs() <= TOLERANCE}
+            tests[source]["whole"] = tests[source]["pieces"] & tests[source]["area"]
+        truth = tests["truth"]["whole"][0]
+        for source, t in tests.items():  # each (K or 1, B, T)
+            one = (lambda v: v) if source == "samples" else (lambda v: v[0])
+            out[f"wholeness/{source}/steps"] = t["whole"].float().mean((0, 1))
+            out[f"wholeness/{source}/whole"] = one(t["whole"].float().mean((1, 2)))
+            for name, test in t.items():
+                kept = torch.stack([whole_where_truth_is(p, truth) for p in test])
+                out[f"wholeness/{source}/kept" + ("" if name == "whole" else f"_{name}")] = one(
+                    kept
+                )
         return out
 
 
@@ -251,16 +263,21 @@ def sample_lines(results: dict[str, Tensor]) -> list[str]:
 
 
 def wholeness_lines(results: dict[str, Tensor]) -> list[str]:
-    """Per source, the share of the frames whole and of the truth's whole frames kept whole."""
-    lines = ["| | frames whole | whole where the truth is |", "|---|---|---|"]
+    """Per source, the share of the frames whole, and of the truth's whole frames the share
+    kept whole, with as many pieces, with the area."""
+    names = ("whole", "kept", "kept_pieces", "kept_area")
+    lines = [
+        "| | frames whole | where the truth is whole: whole | same pieces | same area |",
+        "|---|---|---|---|---|",
+    ]
     for source in ("truth", "reconstruction", "deterministic", "copy_last"):
-        whole, kept = (float(results[f"wholeness/{source}/{n}"]) for n in ("whole", "kept"))
-        lines.append(f"| {source} | {whole:.3f} | {kept:.3f} |")
-    whole, kept = (results[f"wholeness/samples/{n}"].reshape(-1) for n in ("whole", "kept"))
-    for k, (w, p) in enumerate(zip(whole.tolist(), kept.tolist(), strict=True)):
-        lines.append(f"| sample {k + 1} | {w:.3f} | {p:.3f} |")
-    all_kept = float(results["wholeness/all_samples/kept"])
-    lines.append(f"| all samples | {float(whole.mean()):.3f} | {all_kept:.3f} |")
+        cells = [f"{float(results[f'wholeness/{source}/{n}']):.3f}" for n in names]
+        lines.append(f"| {source} | {' | '.join(cells)} |")
+    values = [results[f"wholeness/samples/{n}"].reshape(-1) for n in names]
+    for k, row in enumerate(zip(*(v.tolist() for v in values), strict=True)):
+        lines.append(f"| sample {k + 1} | {' | '.join(f'{v:.3f}' for v in row)} |")
+    means = [f"{float(v.mean()):.3f}" for v in values]
+    lines.append(f"| samples, mean | {' | '.join(means)} |")
     return lines
 
 
@@ -292,7 +309,7 @@ def markdown(results: dict[str, Tensor], setup: dict, simvp: dict) -> str:
         "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
         "foreground pieces as the clip's first frame and their area is within 20 % of its; "
         "share of the future frames whole, and share of the frames in which the true clip is "
-        "whole where the source is whole too.",
+        "whole where the source is whole too, has as many pieces, has the area.",
         "",
         *wholeness_lines(results),
         "",

@@ -12,6 +12,7 @@ from vidgen.wholeness import (
     background_colour,
     connected_pieces,
     foreground,
+    piece_changes,
     whole_frames,
     whole_where_truth_is,
 )
@@ -67,6 +68,9 @@ def test_a_frame_is_whole_with_as_many_pieces_and_about_the_area():
     video = frames_of(square, moved, halved, split, grown)
     whole = whole_frames(video, video[:, 0])
     assert whole.tolist() == [[True, True, False, False, True]]
+    count, area = piece_changes(video, video[:, 0])
+    assert count.tolist() == [[0, 0, 0, 1, 0]]
+    assert area.tolist() == pytest.approx([[0, 0, -0.5, -0.125, 0.125]])
     dim = frames_of(moved, colour=0.05)  # below the threshold: gone
     assert whole_frames(dim, video[:, 0]).tolist() == [[False]]
 

@@ -75,6 +75,21 @@ def connected_pieces(
     return pieces.sum(1), (sizes * pieces).sum(1)
 
 
+def piece_changes(
+    frames: Tensor, reference: Tensor, threshold: float = THRESHOLD
+) -> tuple[Tensor, Tensor]:
+    """How each of ``frames`` ``(B, T, C, H, W)`` differs from its clip's ``reference`` frame
+    ``(B, C, H, W)``: the change in the number of connected foreground pieces and the relative
+    change of their total area, both ``(B, T)``. The background is the reference's median
+    colour (:func:`background_colour`); frames are floats in [0, 1]."""
+    b, t = frames.shape[:2]
+    background = background_colour(reference.float())
+    ref_count, ref_area = connected_pieces(foreground(reference, background, threshold))
+    mask = foreground(frames.flatten(0, 1), background.repeat_interleave(t, 0), threshold)
+    count, area = (v.view(b, t) for v in connected_pieces(mask))
+    return count - ref_count[:, None], (area - ref_area[:, None]) / ref_area[:, None]
+
+
 def whole_frames(
     frames: Tensor,
     reference: Tensor,
@@ -83,15 +98,10 @@ def whole_frames(
 ) -> Tensor:
     """Boolean ``(B, T)``: whether each of ``frames`` ``(B, T, C, H, W)`` shows its clip's things
     whole: as many connected foreground pieces as the clip's ``reference`` frame ``(B, C, H,
-    W)`` and a total area within ``tolerance`` (relative) of the reference's. The background is
-    the reference's median colour (:func:`background_colour`); frames are floats in [0, 1]."""
-    b, t = frames.shape[:2]
-    background = background_colour(reference.float())
-    ref_count, ref_area = connected_pieces(foreground(reference, background, threshold))
-    mask = foreground(frames.flatten(0, 1), background.repeat_interleave(t, 0), threshold)
-    count, area = (v.view(b, t) for v in connected_pieces(mask))
-    same_count = count == ref_count[:, None]
-    return same_count & ((area - ref_area[:, None]).abs() <= tolerance * ref_area[:, None])
+    W)`` and a total area within ``tolerance`` (relative) of the reference's
+    (:func:`piece_changes`)."""
+    count, area = piece_changes(frames, reference, threshold)
+    return (count == 0) & (area.abs() <= tolerance)
 
 
 def whole_where_truth_is(whole: Tensor, truth_whole: Tensor) -> Tensor:

@@ -70,7 +70,7 @@ def test_a_frame_is_whole_with_as_many_pieces_and_about_the_area():
     assert whole.tolist() == [[True, True, False, False, True]]
     count, area = piece_changes(video, video[:, 0])
     assert count.tolist() == [[0, 0, 0, 1, 0]]
-    assert area.tolist() == pytest.approx([[0, 0, -0.5, -0.125, 0.125]])
+    assert area[0].tolist() == pytest.approx([0, 0, -0.5, -0.125, 0.125])
     dim = frames_of(moved, colour=0.05)  # below the threshold: gone
     assert whole_frames(dim, video[:, 0]).tolist() == [[False]]
 

@@ -14,6 +14,7 @@ the frames in which the true clip's are whole. SimVP's per-step scores on the sa
 come from ``predictors_shapes_textured.json`` (``compare_predictors.py``) where it is there.
 
     python benchmarks/sampled_futures.py           # the configs' budgets and test clips
+    python benchmarks/sampled_futures.py --max-steps 96  # each model at most 96 steps
     python benchmarks/sampled_futures.py --quick   # a smoke run: 24 training steps, 32 clips
 
 Writes ``benchmarks/results/sampled_futures.{md,json}`` and ``docs/futures_demo.png`` (two test
@@ -63,10 +64,13 @@ SIMVP = {"simvp (same steps)": "simvp_demo (vidgen's steps)", "simvp (long)": "s
 LOWER_IS_BETTER = ("mse",)
 
 
-def fit_model(config: str, root: Path, quick: bool) -> tuple[torch.nn.Module, dict]:
-    """``vidgen fit`` of a packaged ``config`` in ``root``: the trained model (eval mode), its
-    data module and its setup line."""
-    fit, seconds = fit_only(["--config", str(CONFIG_DIR / config)], root, *(QUICK_FIT * quick))
+def fit_model(
+    config: str, root: Path, quick: bool, max_steps: int | None = None
+) -> tuple[torch.nn.Module, dict]:
+    """``vidgen fit`` of a packaged ``config`` in ``root`` (at most ``max_steps`` optimiser
+    steps if given): the trained model (eval mode), its data module and its setup line."""
+    budget = QUICK_FIT * quick + [f"--trainer.max_steps={max_steps}"] * (max_steps is not None)
+    fit, seconds = fit_only(["--config", str(CONFIG_DIR / config)], root, *budget)
     steps = fit.trainer.global_step
     return fit.model.eval(), {"steps": steps, "fit seconds": round(seconds), "data": fit.datamodule}
 
@@ -321,13 +325,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_quick(parser)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="train each model at most this many optimiser steps (default: the configs' "
+        "epochs), for machines where the configs' budgets take too long",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = results_dir(args.quick)
     root = folder / "run" if args.quick else Path("runs")
-    vae, vae_setup = fit_model(CONFIG, root / "sampled_futures", args.quick)
+    vae, vae_setup = fit_model(CONFIG, root / "sampled_futures", args.quick, args.max_steps)
     predictor, predictor_setup = fit_model(
-        PREDICTOR, root / "sampled_futures_predictor", args.quick
+        PREDICTOR, root / "sampled_futures_predictor", args.quick, args.max_steps
     )
     loader = vae_setup.pop("data").test_dataloader()
     predictor_setup.pop("data")

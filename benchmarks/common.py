@@ -275,13 +275,19 @@ def fit_and_test(args: list[str], root: Path, *fit_args: str) -> tuple[Any, floa
     """``vidgen fit`` (plus ``fit_args``) then ``vidgen test`` of its ``last.ckpt``, both with
     ``args`` in run folder ``root``, no logger: the fit's CLI, its wall seconds and the test's
     per-horizon results (``metrics.json``)."""
+    fit, seconds = fit_only(args, root, *fit_args)
+    return fit, seconds, evaluate_checkpoint(args, root, root / "checkpoints" / "last.ckpt")
+
+
+def fit_only(args: list[str], root: Path, *fit_args: str) -> tuple[Any, float]:
+    """``vidgen fit`` with ``args`` (plus ``fit_args``) in run folder ``root``, no logger, from
+    scratch (older checkpoints there are removed first): the fit's CLI and its wall seconds."""
     from vidgen.cli import main
 
-    shutil.rmtree(root / "checkpoints", ignore_errors=True)  # test this fit's, no older one
+    shutil.rmtree(root / "checkpoints", ignore_errors=True)
     start = time.perf_counter()
     fit = main(["fit", *run_args(args, root), *fit_args])
-    seconds = time.perf_counter() - start
-    return fit, seconds, evaluate_checkpoint(args, root, root / "checkpoints" / "last.ckpt")
+    return fit, time.perf_counter() - start
 
 
 def evaluate_checkpoint(args: list[str], root: Path, checkpoint: Path) -> dict:

@@ -57,23 +57,32 @@ def filmstrip(
         for name, pred in preds.items():
             rows.append([videos[i, context - 1]] + [pred[i, s - 1] for s in COLUMNS])
             labels.append(name)
-    side = videos.shape[-1] * SCALE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet(rows, labels, ["context", *(f"t+{s}" for s in COLUMNS)]).save(out)
+
+
+def sheet(
+    rows: list[list[torch.Tensor | None]], labels: list[str], titles: list[str]
+) -> Image.Image:
+    """A grid of frames ``(C, H, W)`` (``None``: an empty cell), a label left of each row and a
+    title above each column, frames upscaled :data:`SCALE` times."""
+    side = next(f for row in rows for f in row if f is not None).shape[-1] * SCALE
     gap = 2
-    sheet = Image.new(
+    image = Image.new(
         "RGB",
-        (LABEL_WIDTH + (side + gap) * (len(COLUMNS) + 1), 14 + (side + gap) * len(rows)),
+        (LABEL_WIDTH + (side + gap) * len(titles), 14 + (side + gap) * len(rows)),
         "white",
     )
-    draw = ImageDraw.Draw(sheet)
-    for c, title in enumerate(["context", *(f"t+{s}" for s in COLUMNS)]):
+    draw = ImageDraw.Draw(image)
+    for c, title in enumerate(titles):
         draw.text((LABEL_WIDTH + c * (side + gap) + 2, 1), title, fill="black")
     for r, (row, label) in enumerate(zip(rows, labels, strict=True)):
         y = 14 + r * (side + gap)
         draw.text((2, y + side // 2 - 5), label, fill="black")
         for c, frame in enumerate(row):
-            sheet.paste(Image.fromarray(to_image(frame)), (LABEL_WIDTH + c * (side + gap), y))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+            if frame is not None:
+                image.paste(Image.fromarray(to_image(frame)), (LABEL_WIDTH + c * (side + gap), y))
+    return image
 
 
 if __name__ == "__main__":

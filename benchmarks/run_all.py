@@ -19,6 +19,9 @@ What it runs (``python benchmarks/<command>``) and what each writes, under
 - ``vae_heads.py``: the paper's VAE heads and the decoder's use of z (``vae_heads``; ~15 min)
 - ``compare_vaes.py --steps 300``: the paper's VAE vs vidgen's (``vae_compare``,
   ``docs/vae_samples.png``)
+- ``sampled_futures.py --max-steps 96``: the MotionVAE's sampled futures against the
+  deterministic predictor and the baselines, their wholeness (``sampled_futures``,
+  ``docs/futures_demo.png``; ~40 min)
 - ``throughput.py``: frames/s of every packaged config and setting (``throughput_cpu``; ~25 min)
 - ``bench_ucf101.py``: the UCF101 pipeline vs torchvision's (``ucf101_cpu``; needs TorchCodec
   and the system FFmpeg libraries, and stops naming them where they are missing)
@@ -73,7 +76,10 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
         ["compare_vaes.py", "--steps", "300"],
         ("benchmarks/results/vae_compare", "docs/vae_samples.png"),
     ),
-    (["sampled_futures.py"], ("benchmarks/results/sampled_futures",)),
+    (
+        ["sampled_futures.py", "--max-steps", "96"],
+        ("benchmarks/results/sampled_futures", "docs/futures_demo.png"),
+    ),
     (["throughput.py"], ("benchmarks/results/throughput_cpu",)),
     (["bench_ucf101.py"], ("benchmarks/results/ucf101_cpu",)),
     (["bench_ucf101.py", "--decoders-only"], ("benchmarks/results/decoders_cpu",)),

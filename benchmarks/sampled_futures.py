@@ -1,48 +1,226 @@
-"""Sampled futures of vidgen's MotionVAE, per horizon step, against copy-last and mean-frame.
+"""Sampled futures of vidgen's MotionVAE, per horizon step, against vidgen's deterministic
+predictor, copy-last and mean-frame; whether their things stay whole; a figure.
 
-``vae_demo.yaml`` trains (``vidgen fit``), then ``vidgen test`` samples K futures (the config's
-``predict_samples``) of 16 steps from 4 true frames of each held-out clip and scores them
-(:mod:`vidgen.sampled_futures`): best of K (each clip's sample with the best score over the
-horizon, per metric) and mean of K, per horizon step, beside copy-last-frame and mean-frame of
-the context; each sample index's collapse score (frame-to-frame change over the truth's) and
-Fréchet distance to the true futures (in :func:`vidgen.fvd.clip_features`' features), beside
-the baselines' distances.
+``vae_demo.yaml`` (the MotionVAE) and ``demo.yaml`` (the deterministic MotionPredictor on the
+same shapes data and test clips) train at their configs' budgets (``vidgen fit``). Then one pass
+over the held-out clips draws K futures (the VAE's ``predict_samples``) of 16 steps from 4 true
+frames of each clip and scores them as ``vidgen test`` does (:mod:`vidgen.sampled_futures`):
+best of K (each clip's sample with the best score over the horizon, per metric) and mean of K
+per horizon step, each sample index's collapse score and Fréchet distance to the true futures
+(in :func:`vidgen.fvd.clip_features`' features); beside them, the same scores of the
+predictor's rollout (what ``vidgen test`` scores of it), of the VAE's reconstruction and of the
+baselines, and :mod:`vidgen.wholeness`: the share of the frames whose things stay whole, and of
+the frames in which the true clip's are whole. SimVP's per-step scores on the same test clips
+come from ``predictors_shapes_textured.json`` (``compare_predictors.py``) where it is there.
 
-    python benchmarks/sampled_futures.py           # the config's budget and test clips
+    python benchmarks/sampled_futures.py           # the configs' budgets and test clips
+    python benchmarks/sampled_futures.py --max-steps 96  # each model at most 96 steps
     python benchmarks/sampled_futures.py --quick   # a smoke run: 24 training steps, 32 clips
 
-Writes ``benchmarks/results/sampled_futures.{md,json}``; the run folder (metrics.json, videos,
-checkpoints) stays under ``runs/sampled_futures``. ``--quick`` writes both to a temporary
-folder.
+Writes ``benchmarks/results/sampled_futures.{md,json}`` and ``docs/futures_demo.png`` (two test
+clips: context, truth, the predictor's rollout and 4 of the samples); the run folders stay under
+``runs/sampled_futures`` and ``runs/sampled_futures_predictor``. ``--quick`` writes all to a
+temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from pathlib import Path
 
 import torch
-from common import add_quick, fit_and_test, results_dir, write_results
+from common import DOCS, RESULTS, add_quick, fit_only, results_dir, write_results
+from filmstrip import sheet
 from torch import Tensor
 
 from vidgen.cli import CONFIG_DIR
-from vidgen.evaluation import BASELINES, METRICS
-from vidgen.sampled_futures import GROUP, SOURCES
+from vidgen.evaluation import BASELINES, METRICS, HorizonMetrics
+from vidgen.fvd import clip_features
+from vidgen.sampled_futures import GROUP, SAMPLED, FutureMetrics, distance
+from vidgen.wholeness import TOLERANCE, piece_changes, whole_where_truth_is
 
 CONFIG = "vae_demo.yaml"
-QUICK = {  # --quick: (options of fit and test, options of fit only)
-    "both": ["--trainer.limit_test_batches=4"],
-    "fit": [
-        "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=24",
-        "--trainer.limit_val_batches=2",
-    ],
-}
+PREDICTOR = "demo.yaml"
+"""The deterministic predictor on the same data (its batch size differs: 16 against 8)."""
+QUICK_FIT = [
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=24",
+    "--trainer.limit_val_batches=2",
+]
+"""``--quick``: the options of both fits."""
+QUICK_BATCHES = 4
+"""Test batches of a ``--quick`` run."""
+FIGURE = "futures_demo.png"
+SHOWN_CLIPS = 2
+SHOWN_SAMPLES = 4
+SHOWN_STEPS = (2, 4, 6, 8, 10, 12, 14, 16)
+SOURCES = (*SAMPLED, "deterministic", *BASELINES)
+"""The per-step table's sources: the samples', the predictor's rollout, the baselines."""
+OTHERS = ("deterministic", "copy_last", "mean_frame")
+SIMVP = {"simvp (same steps)": "simvp_demo (vidgen's steps)", "simvp (long)": "simvp_demo (long)"}
+"""SimVP's rows of ``predictors_shapes_textured.json`` (``demo.yaml``'s shapes test clips)."""
+LOWER_IS_BETTER = ("mse",)
+
+
+def fit_model(
+    config: str, root: Path, quick: bool, max_steps: int | None = None
+) -> tuple[torch.nn.Module, dict]:
+    """``vidgen fit`` of a packaged ``config`` in ``root`` (at most ``max_steps`` optimiser
+    steps if given): the trained model (eval mode), its data module and its setup line."""
+    budget = QUICK_FIT * quick + [f"--trainer.max_steps={max_steps}"] * (max_steps is not None)
+    fit, seconds = fit_only(["--config", str(CONFIG_DIR / config)], root, *budget)
+    steps = fit.trainer.global_step
+    return fit.model.eval(), {"steps": steps, "fit seconds": round(seconds), "data": fit.datamodule}
+
+
+class Scores:
+    """Everything one pass over the test clips accumulates: the sampled futures'
+    :class:`FutureMetrics`, the rollout's and the reconstruction's :class:`HorizonMetrics`,
+    their features for the Fréchet distance, and every source's :func:`piece_changes`."""
+
+    def __init__(self, horizon: int) -> None:
+        self.name, self.net = clip_features()
+        self.futures = FutureMetrics(horizon, (self.name, self.net))
+        self.metrics = {s: HorizonMetrics(horizon) for s in ("deterministic", "reconstruction")}
+        self.features: dict[str, list[Tensor]] = {"real": [], **{s: [] for s in self.metrics}}
+        self.changes: dict[str, list[Tensor]] = {}  # (2, B, [K,] T): pieces and area
+
+    def update(self, video: Tensor, predictions: dict[str, Tensor], samples: Tensor) -> None:
+        """Score one batch: ``video`` ``(B, c + T, C, H, W)``, ``predictions`` ``(B, T, ...)``
+        per source, ``samples`` ``(B, K, T, C, H, W)``."""
+        c = video.shape[1] - samples.shape[2]
+        context, target = video[:, :c], video[:, c:]
+        self.futures.update(samples, target, context)
+        self.features["real"].append(self.net(target).float())
+        for source, metrics in self.metrics.items():
+            metrics.update(predictions[source], target, context)
+            self.features[source].append(self.net(predictions[source]).float())
+        reference = video[:, 0]
+        frames = {"truth": target, **predictions, "copy_last": context[:, -1:].expand_as(target)}
+        for source, clip in frames.items():
+            self.changes.setdefault(source, []).append(torch.stack(piece_changes(clip, reference)))
+        k = samples.shape[1]
+        changes = piece_changes(samples.flatten(0, 1), reference.repeat_interleave(k, 0))
+        changes = torch.stack([c.unflatten(0, (len(video), k)) for c in changes])
+        self.changes.setdefault("samples", []).append(changes)
+
+    def compute(self) -> dict[str, Tensor]:
+        """``futures/<source>/<metric>`` ``(T,)``, collapse and Fréchet distances (as
+        :class:`FutureMetrics` names them, plus the rollout's and the reconstruction's) and
+        ``wholeness/<source>/{whole,kept,steps}``."""
+        out = {f"{GROUP}/{k}": v for k, v in self.futures.compute().items()}
+        real = torch.cat(self.features["real"])
+        for source, metrics in self.metrics.items():
+            results = metrics.compute()
+            out |= {f"{GROUP}/{source}/{m}": results[f"model/{m}"] for m in METRICS}
+            out[f"{GROUP}/{source}/collapse"] = results["model/collapse"]
+            fake = torch.cat(self.features[source])
+            out[f"{GROUP}/{source}/{self.name}"] = torch.tensor(distance(real, fake))
+        return out | self.wholeness()
+
+    def wholeness(self) -> dict[str, Tensor]:
+        """``wholeness/<source>/<what>``: ``whole``, the share of the frames whole; ``kept``,
+        ``kept_pieces``, ``kept_area``, the share of the frames in which the truth is whole
+        where the source is whole, has as many pieces, has the area; ``steps``, the share
+        whole per step; one per sample index (K,) for the samples."""
+        out, tests = {}, {}
+        for source, parts in self.changes.items():
+            pieces, area = torch.cat(parts, 1)  # (B, T), or (B, K, T) for the samples
+            pieces, area = (v.transpose(0, 1) if v.ndim == 3 else v[None] for v in (pieces, area))
+            tests[source] = {"pieces": pieces == 0, "area": area.abs() <= TOLERANCE}
+            tests[source]["whole"] = tests[source]["pieces"] & tests[source]["area"]
+        truth = tests["truth"]["whole"][0]
+        for source, t in tests.items():  # each (K or 1, B, T)
+            one = (lambda v: v) if source == "samples" else (lambda v: v[0])
+            out[f"wholeness/{source}/steps"] = t["whole"].float().mean((0, 1))
+            out[f"wholeness/{source}/whole"] = one(t["whole"].float().mean((1, 2)))
+            for name, test in t.items():
+                kept = torch.stack([whole_where_truth_is(p, truth) for p in test])
+                out[f"wholeness/{source}/kept" + ("" if name == "whole" else f"_{name}")] = one(
+                    kept
+                )
+        return out
+
+
+@torch.no_grad()
+def evaluate(
+    vae: torch.nn.Module, predictor: torch.nn.Module, loader, batches: int | None, seed: int = 0
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """One pass over ``loader``'s clips (the first ``batches``): the :class:`Scores`' results
+    and the first clips' frames for the figure. The samples are drawn from ``seed``."""
+    c = vae.condition_frames
+    if predictor.context_frames != c:
+        raise ValueError(f"the predictor sees {predictor.context_frames} frames, the VAE {c}")
+    generator = torch.Generator().manual_seed(seed)
+    scores, shown = None, {}
+    for i, batch in enumerate(loader):
+        if batches is not None and i >= batches:
+            break
+        video = batch["video"].float() / 255
+        horizon = video.shape[1] - c
+        samples = vae.sample_futures(video[:, :c], horizon, vae.predict_samples, generator)
+        predictions = {
+            "deterministic": predictor.rollout(video[:, :c], horizon),
+            "reconstruction": vae.reconstruct(video)[:, c:],
+        }
+        scores = scores or Scores(horizon)
+        scores.update(video, predictions, samples)
+        if not shown:
+            n = SHOWN_CLIPS
+            shown = {"video": video[:n], "predictor": predictions["deterministic"][:n]}
+            shown["samples"] = samples[:n, :SHOWN_SAMPLES]
+    return scores.compute(), shown
+
+
+def figure(shown: dict[str, Tensor], out: Path) -> None:
+    """Per clip: its context and true future, the predictor's rollout and the first samples,
+    at :data:`SHOWN_STEPS`; written to ``out``."""
+    video, c = shown["video"], shown["video"].shape[1] - shown["predictor"].shape[1]
+    steps = [s for s in SHOWN_STEPS if s <= shown["predictor"].shape[1]]
+    rows, labels = [], []
+    for i in range(len(video)):
+        rows.append([*video[i, :c], *(video[i, c + s - 1] for s in steps)])
+        labels.append("truth")
+        futures = [("predictor", shown["predictor"][i])]
+        futures += [(f"sample {k + 1}", f) for k, f in enumerate(shown["samples"][i])]
+        for label, future in futures:
+            rows.append([None] * c + [future[s - 1] for s in steps])
+            labels.append(label)
+    titles = [f"c{j + 1}" for j in range(c)] + [f"t+{s}" for s in steps]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet(rows, labels, titles).save(out)
+
+
+def simvp_rows() -> dict[str, dict[str, Tensor]]:
+    """SimVP's per-step scores on the shapes test clips, from ``compare_predictors.py``'s results
+    (empty where they are missing), with that run's copy-last (to check the clips are ours)."""
+    path = RESULTS / "predictors_shapes_textured.json"
+    if not path.is_file():
+        return {}
+    shapes = json.loads(path.read_text()).get("shapes", {})
+    return {
+        name: {k: torch.tensor(v) for k, v in shapes[row].items() if k.count("/") == 1}
+        for name, row in SIMVP.items()
+        if row in shapes
+    }
+
+
+def beats(results: dict[str, Tensor], other: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per step, whether best of K beats ``other`` (``"<metric>": (T,)``) on each metric and on
+    all of them at once (``"all"``)."""
+    out = {}
+    for m in METRICS:
+        best = results[f"{GROUP}/best_of_k/{m}"]
+        out[m] = best < other[m] if m in LOWER_IS_BETTER else best > other[m]
+    out["all"] = torch.stack([out[m] for m in METRICS]).all(0)
+    return out
 
 
 def step_table(results: dict[str, Tensor]) -> list[str]:
-    """A markdown row per horizon step: each metric for best-of-K, mean-of-K and the
-    baselines."""
+    """A markdown row per horizon step: each metric for best-of-K, mean-of-K, the predictor's
+    rollout and the baselines."""
     header = " | ".join(f"{m.upper()} {s}" for m in METRICS for s in SOURCES)
     lines = [f"| step | {header} |", "|---" * (1 + len(METRICS) * len(SOURCES)) + "|"]
     horizon = len(results[f"{GROUP}/best_of_k/mse"])
@@ -57,38 +235,87 @@ def step_table(results: dict[str, Tensor]) -> list[str]:
     return lines
 
 
-def sample_lines(results: dict[str, Tensor]) -> list[str]:
-    """The samples' collapse scores and Fréchet distances, beside the baselines'."""
-    prefix = f"{GROUP}/samples/"
-    distance = next(
-        k[len(prefix) :] for k in results if k.startswith(prefix) and "collapse" not in k
-    )
-    collapse, sampled = results[f"{prefix}collapse"], results[f"{prefix}{distance}"]
-    lines = ["| | collapse | " + distance + " |", "|---|---|---|"]
-    for k, (c, d) in enumerate(zip(collapse.tolist(), sampled.tolist(), strict=True)):
-        lines.append(f"| sample {k + 1} | {c:.3f} | {d:.4f} |")
-    lines.append(f"| samples, mean | {float(collapse.mean()):.3f} | {float(sampled.mean()):.4f} |")
-    for b in BASELINES:
-        lines.append(f"| {b} | 0.000 | {float(results[f'{GROUP}/{b}/{distance}']):.4f} |")
+def win_lines(results: dict[str, Tensor], simvp: dict[str, dict[str, Tensor]]) -> list[str]:
+    """At how many steps best of K beats each other source, per metric and on all three."""
+    others = {s: {m: results[f"{GROUP}/{s}/{m}"] for m in METRICS} for s in OTHERS}
+    others |= {name: {m: row[f"model/{m}"] for m in METRICS} for name, row in simvp.items()}
+    lines = ["| best of K vs | MSE | PSNR | SSIM | all three |", "|---|---|---|---|---|"]
+    for name, other in others.items():
+        won = beats(results, other)
+        cells = [f"{int(won[m].sum())}/{len(won[m])}" for m in (*METRICS, "all")]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines
 
 
-def markdown(results: dict[str, Tensor], setup: dict) -> str:
+def sample_lines(results: dict[str, Tensor]) -> list[str]:
+    """The samples' collapse scores and Fréchet distances, beside the other sources'."""
+    prefix = f"{GROUP}/samples/"
+    distance_name = next(
+        k[len(prefix) :] for k in results if k.startswith(prefix) and "collapse" not in k
+    )
+    collapse, sampled = results[f"{prefix}collapse"], results[f"{prefix}{distance_name}"]
+    lines = ["| | collapse | " + distance_name + " |", "|---|---|---|"]
+    for k, (c, d) in enumerate(zip(collapse.tolist(), sampled.tolist(), strict=True)):
+        lines.append(f"| sample {k + 1} | {c:.3f} | {d:.4f} |")
+    lines.append(f"| samples, mean | {float(collapse.mean()):.3f} | {float(sampled.mean()):.4f} |")
+    for s in ("deterministic", "reconstruction"):
+        c, d = (float(results[f"{GROUP}/{s}/{n}"]) for n in ("collapse", distance_name))
+        lines.append(f"| {s} | {c:.3f} | {d:.4f} |")
+    for b in BASELINES:
+        lines.append(f"| {b} | 0.000 | {float(results[f'{GROUP}/{b}/{distance_name}']):.4f} |")
+    return lines
+
+
+def wholeness_lines(results: dict[str, Tensor]) -> list[str]:
+    """Per source, the share of the frames whole, and of the truth's whole frames the share
+    kept whole, with as many pieces, with the area."""
+    names = ("whole", "kept", "kept_pieces", "kept_area")
+    lines = [
+        "| | frames whole | where the truth is whole: whole | same pieces | same area |",
+        "|---|---|---|---|---|",
+    ]
+    for source in ("truth", "reconstruction", "deterministic", "copy_last"):
+        cells = [f"{float(results[f'wholeness/{source}/{n}']):.3f}" for n in names]
+        lines.append(f"| {source} | {' | '.join(cells)} |")
+    values = [results[f"wholeness/samples/{n}"].reshape(-1) for n in names]
+    for k, row in enumerate(zip(*(v.tolist() for v in values), strict=True)):
+        lines.append(f"| sample {k + 1} | {' | '.join(f'{v:.3f}' for v in row)} |")
+    means = [f"{float(v.mean()):.3f}" for v in values]
+    lines.append(f"| samples, mean | {' | '.join(means)} |")
+    return lines
+
+
+def markdown(results: dict[str, Tensor], setup: dict, simvp: dict) -> str:
     lines = [
         f"# Sampled futures of `{CONFIG}`{' (quick)' if setup['quick'] else ''}",
         "",
         "Setup: " + "; ".join(f"{k}: {v}" for k, v in setup.items()) + ".",
         "",
         "Per horizon step after the context: best of K (each clip's sample with the best score "
-        "over the horizon, per metric), mean of K (the score averaged over the samples), "
-        "copy-last-frame and mean-frame of the context.",
+        "over the horizon, per metric), mean of K (the score averaged over the samples), the "
+        f"deterministic predictor's rollout (`{PREDICTOR}`), copy-last-frame and mean-frame of "
+        "the context.",
         "",
         *step_table(results),
         "",
-        "Each sample index (the k-th future of every clip): collapse score (its frame-to-frame "
-        "change over the truth's; 0 = frozen) and Fréchet distance to the true futures.",
+        "Steps at which best of K beats each other source (SimVP: its per-step scores in "
+        "`predictors_shapes_textured.json`, the same test clips, where present):",
+        "",
+        *win_lines(results, simvp),
+        "",
+        "Collapse score (frame-to-frame change over the truth's; 0 = frozen) and Fréchet "
+        "distance to the true futures: each sample index (the k-th future of every clip), the "
+        "predictor's rollout, the VAE's reconstruction (z from the whole clip) and the "
+        "baselines.",
         "",
         *sample_lines(results),
+        "",
+        "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
+        "foreground pieces as the clip's first frame and their area is within 20 % of its; "
+        "share of the future frames whole, and share of the frames in which the true clip is "
+        "whole where the source is whole too, has as many pieces, has the area.",
+        "",
+        *wholeness_lines(results),
         "",
     ]
     return "\n".join(lines)
@@ -98,25 +325,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_quick(parser)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="train each model at most this many optimiser steps (default: the configs' "
+        "epochs), for machines where the configs' budgets take too long",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = results_dir(args.quick)
-    root = folder / "run" if args.quick else Path("runs") / "sampled_futures"
-    both = ["--config", str(CONFIG_DIR / CONFIG), *(QUICK["both"] if args.quick else [])]
-    fit, seconds, results = fit_and_test(both, root, *(QUICK["fit"] if args.quick else []))
-    model, data = fit.model, fit.datamodule
+    root = folder / "run" if args.quick else Path("runs")
+    vae, vae_setup = fit_model(CONFIG, root / "sampled_futures", args.quick, args.max_steps)
+    predictor, predictor_setup = fit_model(
+        PREDICTOR, root / "sampled_futures_predictor", args.quick, args.max_steps
+    )
+    loader = vae_setup.pop("data").test_dataloader()
+    predictor_setup.pop("data")
+    torch.manual_seed(0)
+    results, shown = evaluate(vae, predictor, loader, QUICK_BATCHES if args.quick else None)
+    simvp = simvp_rows()
+    copy_gap = max(
+        (
+            float((row["copy_last/mse"] - results[f"{GROUP}/copy_last/mse"]).abs().max())
+            for row in simvp.values()
+        ),
+        default=math.nan,
+    )
     setup = {
         "quick": args.quick,
-        "training steps": fit.trainer.global_step,
-        "fit seconds": round(seconds),
-        "K": model.predict_samples,
-        "context frames": model.condition_frames,
+        CONFIG: ", ".join(f"{k} {v}" for k, v in vae_setup.items()),
+        PREDICTOR: ", ".join(f"{k} {v}" for k, v in predictor_setup.items()),
+        "K": vae.predict_samples,
+        "context frames": vae.condition_frames,
         "horizon": len(results[f"{GROUP}/best_of_k/mse"]),
-        "test clips": data.batch_size * (4 if args.quick else len(data.test_dataloader())),
+        "test clips": loader.batch_size * (QUICK_BATCHES if args.quick else len(loader)),
+        "SimVP's copy-last MSE minus ours, largest step": f"{copy_gap:.1e}",
         "threads": args.threads,
     }
+    figure(shown, (folder if args.quick else DOCS) / FIGURE)
     data_out = {"setup": setup, "results": {k: v.tolist() for k, v in results.items()}}
-    write_results(folder / "sampled_futures", markdown(results, setup), data_out)
+    write_results(folder / "sampled_futures", markdown(results, setup, simvp), data_out)
 
 
 if __name__ == "__main__":

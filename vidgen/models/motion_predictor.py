@@ -40,6 +40,7 @@ its untrained self.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 import torch
@@ -63,6 +64,11 @@ Roll = Callable[[Tensor, int], Tensor]
 SPLAT_SHARPNESS = 1.0  # where splatted pixels collide, the weight of one is exp(this x its speed
 # relative to the clip's median motion): what moves against the camera's motion is in front
 HEAD_INIT = 0.01  # standard deviation of the flow head's last weights at initialisation
+
+
+def fp32(device: torch.device) -> AbstractContextManager:
+    """A context with autocast off on ``device`` (nothing to turn off on ``meta``)."""
+    return nullcontext() if device.type == "meta" else torch.autocast(device.type, enabled=False)
 
 
 def beats_copy(pred: Tensor, truth: Tensor, copy: Tensor) -> Tensor:
@@ -223,12 +229,15 @@ class MotionPredictor(RolloutModule):
         """``(B, 1, 1, 1, 1)``: 1 for the clips in which each of the last
         :data:`CHECKED_FRAMES` context frames is predicted at least as well (MSE and SSIM) by
         moving the frame before along the velocity seen up to that frame as by copying it, else
-        0; 1 where the context is too short to check (fewer than 3 frames)."""
+        0; 1 where the context is too short to check (fewer than 3 frames). Decided in fp32
+        under any autocast: near ties must not flip with the precision."""
         ok = torch.ones(context.shape[0], dtype=torch.bool, device=context.device)
-        for end in range(context.shape[1], max(context.shape[1] - CHECKED_FRAMES, 2), -1):
-            before, truth = context[:, end - 2 : end - 1], context[:, end - 1 : end]
-            seen = self.velocity(context[:, : end - 1])
-            ok &= beats_copy(self.move(before, Motion(seen, seen, seen, seen)), truth, before)
+        with fp32(context.device):
+            frames = context.float()
+            for end in range(frames.shape[1], max(frames.shape[1] - CHECKED_FRAMES, 2), -1):
+                before, truth = frames[:, end - 2 : end - 1], frames[:, end - 1 : end]
+                seen = self.velocity(frames[:, : end - 1])
+                ok &= beats_copy(self.move(before, Motion(seen, seen, seen, seen)), truth, before)
         return ok.to(context.dtype).view(-1, 1, 1, 1, 1)
 
     def advance(self, motion: Motion | None, change: Tensor, seen: Tensor) -> Motion:

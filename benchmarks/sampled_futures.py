@@ -38,7 +38,7 @@ from torch import Tensor
 from vidgen.cli import CONFIG_DIR
 from vidgen.evaluation import BASELINES, METRICS, HorizonMetrics
 from vidgen.fvd import clip_features
-from vidgen.sampled_futures import GROUP, SAMPLED, FutureMetrics, distance
+from vidgen.sampled_futures import GROUP, LOWER_IS_BETTER, SAMPLED, FutureMetrics, distance
 from vidgen.wholeness import TOLERANCE, piece_changes, whole_where_truth_is
 
 CONFIG = "vae_demo.yaml"
@@ -61,7 +61,6 @@ SOURCES = (*SAMPLED, "deterministic", *BASELINES)
 OTHERS = ("deterministic", "copy_last", "mean_frame")
 SIMVP = {"simvp (same steps)": "simvp_demo (vidgen's steps)", "simvp (long)": "simvp_demo (long)"}
 """SimVP's rows of ``predictors_shapes_textured.json`` (``demo.yaml``'s shapes test clips)."""
-LOWER_IS_BETTER = ("mse",)
 
 
 def fit_model(

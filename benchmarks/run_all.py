@@ -13,15 +13,15 @@ What it runs (``python benchmarks/<command>``) and what each writes, under
 - ``profile_step.py --configs predictor.yaml predictor_paper.yaml ...``: the two 224 px
   predictors side by side, a warm-up and two timed steps each (``profile_224_cpu``; ~2 min)
 - ``graph_breaks.py``: torch.compile's graph breaks per config (``graph_breaks``; ~17 min)
-- ``compare_predictors.py --epochs 4``: paper vs vidgen vs baselines on both embedded datasets
-  (``predictors_shapes_textured``, ``docs/filmstrip_shapes.png``,
-  ``docs/filmstrip_textured.png``; ~25 min)
+- ``compare_predictors.py --epochs 4 --long-epochs 12``: paper vs vidgen vs SimVP vs baselines
+  on both embedded datasets (``predictors_shapes_textured``, ``docs/filmstrip_shapes.png``,
+  ``docs/filmstrip_textured.png``; ~60 min)
 - ``vae_heads.py``: the paper's VAE heads and the decoder's use of z (``vae_heads``; ~15 min)
 - ``compare_vaes.py --steps 300``: the paper's VAE vs vidgen's (``vae_compare``,
   ``docs/vae_samples.png``)
-- ``sampled_futures.py --max-steps 96``: the MotionVAE's sampled futures against the
-  deterministic predictor and the baselines, their wholeness (``sampled_futures``,
-  ``docs/futures_demo.png``; ~40 min)
+- ``sampled_futures.py --max-steps 96``: the MotionVAE's and the ThingMotionVAE's sampled
+  futures against the deterministic predictor and the baselines, their wholeness
+  (``sampled_futures``, ``docs/futures_demo.png``, ``docs/futures_things.png``; ~50 min)
 - ``throughput.py``: frames/s of every packaged config and setting (``throughput_cpu``; ~25 min)
 - ``bench_ucf101.py``: the UCF101 pipeline vs torchvision's (``ucf101_cpu``; needs TorchCodec
   and the system FFmpeg libraries, and stops naming them where they are missing)
@@ -64,7 +64,7 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
     ),
     (["graph_breaks.py"], ("benchmarks/results/graph_breaks",)),
     (
-        ["compare_predictors.py", "--epochs", "4"],
+        ["compare_predictors.py", "--epochs", "4", "--long-epochs", "12"],
         (
             "benchmarks/results/predictors_shapes_textured",
             "docs/filmstrip_shapes.png",
@@ -78,7 +78,7 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
     ),
     (
         ["sampled_futures.py", "--max-steps", "96"],
-        ("benchmarks/results/sampled_futures", "docs/futures_demo.png"),
+        ("benchmarks/results/sampled_futures", "docs/futures_demo.png", "docs/futures_things.png"),
     ),
     (["throughput.py"], ("benchmarks/results/throughput_cpu",)),
     (["bench_ucf101.py"], ("benchmarks/results/ucf101_cpu",)),

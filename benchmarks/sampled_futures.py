@@ -1,9 +1,10 @@
-"""Sampled futures of vidgen's MotionVAE, per horizon step, against vidgen's deterministic
-predictor, copy-last and mean-frame; whether their things stay whole; a figure.
+"""Sampled futures of vidgen's conditional VAEs, per horizon step, against vidgen's
+deterministic predictor, copy-last and mean-frame; whether their things stay whole; figures.
 
-``vae_demo.yaml`` (the MotionVAE) and ``demo.yaml`` (the deterministic MotionPredictor on the
-same shapes data and test clips) train at their configs' budgets (``vidgen fit``). Then one pass
-over the held-out clips draws K futures (the VAE's ``predict_samples``) of 16 steps from 4 true
+Each VAE of :data:`FIGURES` (``vae_demo.yaml``: the MotionVAE; ``vae_things_demo.yaml``: the
+ThingMotionVAE) and ``demo.yaml`` (the deterministic MotionPredictor on the same shapes data and
+test clips) train at their configs' budgets (``vidgen fit``). Then, per VAE, one pass over the
+held-out clips draws K futures (the VAE's ``predict_samples``) of 16 steps from 4 true
 frames of each clip and scores them as ``vidgen test`` does (:mod:`vidgen.sampled_futures`):
 best of K (each clip's sample with the best score over the horizon, per metric) and mean of K
 per horizon step, each sample index's collapse score and Fréchet distance to the true futures
@@ -17,10 +18,10 @@ come from ``predictors_shapes_textured.json`` (``compare_predictors.py``) where 
     python benchmarks/sampled_futures.py --max-steps 96  # each model at most 96 steps
     python benchmarks/sampled_futures.py --quick   # a smoke run: 24 training steps, 32 clips
 
-Writes ``benchmarks/results/sampled_futures.{md,json}`` and ``docs/futures_demo.png`` (two test
-clips: context, truth, the predictor's rollout and 4 of the samples); the run folders stay under
-``runs/sampled_futures`` and ``runs/sampled_futures_predictor``. ``--quick`` writes all to a
-temporary folder.
+Writes ``benchmarks/results/sampled_futures.{md,json}`` (a section per VAE) and each VAE's
+figure in ``docs/`` (two test clips: context, truth, the predictor's rollout and 4 of the
+samples); the run folders stay under ``runs/sampled_futures_<config>`` and
+``runs/sampled_futures_predictor``. ``--quick`` writes all to a temporary folder.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from vidgen.fvd import clip_features
 from vidgen.sampled_futures import GROUP, LOWER_IS_BETTER, SAMPLED, FutureMetrics, distance
 from vidgen.wholeness import TOLERANCE, piece_changes, whole_where_truth_is
 
-CONFIG = "vae_demo.yaml"
+FIGURES = {"vae_demo.yaml": "futures_demo.png", "vae_things_demo.yaml": "futures_things.png"}
+"""The VAEs scored, each with its figure's file name."""
 PREDICTOR = "demo.yaml"
 """The deterministic predictor on the same data (its batch size differs: 16 against 8)."""
 QUICK_FIT = [
@@ -52,7 +54,6 @@ QUICK_FIT = [
 """``--quick``: the options of both fits."""
 QUICK_BATCHES = 4
 """Test batches of a ``--quick`` run."""
-FIGURE = "futures_demo.png"
 SHOWN_CLIPS = 2
 SHOWN_SAMPLES = 4
 SHOWN_STEPS = (2, 4, 6, 8, 10, 12, 14, 16)
@@ -284,11 +285,12 @@ def wholeness_lines(results: dict[str, Tensor]) -> list[str]:
     return lines
 
 
-def markdown(results: dict[str, Tensor], setup: dict, simvp: dict) -> str:
-    lines = [
-        f"# Sampled futures of `{CONFIG}`{' (quick)' if setup['quick'] else ''}",
+def section(config: str, results: dict[str, Tensor], setup: str, simvp: dict) -> list[str]:
+    """The markdown section of one VAE: its setup and every table."""
+    return [
+        f"## `{config}`",
         "",
-        "Setup: " + "; ".join(f"{k}: {v}" for k, v in setup.items()) + ".",
+        f"Trained: {setup}.",
         "",
         "Per horizon step after the context: best of K (each clip's sample with the best score "
         "over the horizon, per metric), mean of K (the score averaged over the samples), the "
@@ -317,6 +319,15 @@ def markdown(results: dict[str, Tensor], setup: dict, simvp: dict) -> str:
         *wholeness_lines(results),
         "",
     ]
+
+
+def markdown(results: dict[str, dict[str, Tensor]], setup: dict, simvp: dict) -> str:
+    """The results file: the shared setup, then a :func:`section` per VAE."""
+    trained = {config: setup.pop(config) for config in results}
+    title = "# Sampled futures of vidgen's conditional VAEs" + " (quick)" * setup["quick"]
+    lines = [title, "", "Setup: " + "; ".join(f"{k}: {v}" for k, v in setup.items()) + ".", ""]
+    for config, scores in results.items():
+        lines += section(config, scores, trained[config], simvp)
     return "\n".join(lines)
 
 
@@ -335,36 +346,43 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = results_dir(args.quick)
     root = folder / "run" if args.quick else Path("runs")
-    vae, vae_setup = fit_model(CONFIG, root / "sampled_futures", args.quick, args.max_steps)
     predictor, predictor_setup = fit_model(
         PREDICTOR, root / "sampled_futures_predictor", args.quick, args.max_steps
     )
-    loader = vae_setup.pop("data").test_dataloader()
     predictor_setup.pop("data")
-    torch.manual_seed(0)
-    results, shown = evaluate(vae, predictor, loader, QUICK_BATCHES if args.quick else None)
-    simvp = simvp_rows()
+    batches = QUICK_BATCHES if args.quick else None
+    results, setup, simvp = {}, {"quick": args.quick}, simvp_rows()
+    for config, figure_name in FIGURES.items():
+        run = root / f"sampled_futures_{Path(config).stem}"
+        vae, vae_setup = fit_model(config, run, args.quick, args.max_steps)
+        loader = vae_setup.pop("data").test_dataloader()
+        torch.manual_seed(0)
+        results[config], shown = evaluate(vae, predictor, loader, batches)
+        figure(shown, (folder if args.quick else DOCS) / figure_name)
+        setup[config] = ", ".join(f"{k} {v}" for k, v in vae_setup.items())
+        setup |= {
+            "K": vae.predict_samples,
+            "context frames": vae.condition_frames,
+            "horizon": len(results[config][f"{GROUP}/best_of_k/mse"]),
+            "test clips": loader.batch_size * (batches or len(loader)),
+        }
+    copy_last = [r[f"{GROUP}/copy_last/mse"] for r in results.values()]
+    if any(not torch.equal(copy_last[0], c) for c in copy_last):
+        raise RuntimeError("the VAEs' test clips differ: their copy-last scores do")
     copy_gap = max(
-        (
-            float((row["copy_last/mse"] - results[f"{GROUP}/copy_last/mse"]).abs().max())
-            for row in simvp.values()
-        ),
+        (float((row["copy_last/mse"] - copy_last[0]).abs().max()) for row in simvp.values()),
         default=math.nan,
     )
-    setup = {
-        "quick": args.quick,
-        CONFIG: ", ".join(f"{k} {v}" for k, v in vae_setup.items()),
+    setup |= {
         PREDICTOR: ", ".join(f"{k} {v}" for k, v in predictor_setup.items()),
-        "K": vae.predict_samples,
-        "context frames": vae.condition_frames,
-        "horizon": len(results[f"{GROUP}/best_of_k/mse"]),
-        "test clips": loader.batch_size * (QUICK_BATCHES if args.quick else len(loader)),
         "SimVP's copy-last MSE minus ours, largest step": f"{copy_gap:.1e}",
         "threads": args.threads,
     }
-    figure(shown, (folder if args.quick else DOCS) / FIGURE)
-    data_out = {"setup": setup, "results": {k: v.tolist() for k, v in results.items()}}
-    write_results(folder / "sampled_futures", markdown(results, setup, simvp), data_out)
+    data_out = {
+        "setup": setup,
+        "results": {c: {k: v.tolist() for k, v in r.items()} for c, r in results.items()},
+    }
+    write_results(folder / "sampled_futures", markdown(results, dict(setup), simvp), data_out)
 
 
 if __name__ == "__main__":

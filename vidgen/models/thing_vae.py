@@ -22,6 +22,7 @@ latent says where the things go:
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, NamedTuple
 
@@ -39,6 +40,8 @@ POSTERIOR_LOGVAR = 2 * math.log(0.25)
 """The posterior's log-variance: a quarter pixel a step of spread around the motion seen."""
 SIGMA_FLOOR = 0.1
 """The prior's smallest spread, pixels a step: it cannot collapse onto the whole-pixel steps."""
+Z_DIM = inspect.signature(VAEModule.__init__).parameters["z_dim"].default
+"""VAEModule's default ``z_dim``: the only value accepted (the CLI passes it on), and unused."""
 STATE = 9
 """Features of a thing's state: box (4), velocity (2), context speed (2), area (1)."""
 
@@ -61,7 +64,8 @@ class ThingMotionVAE(VAEModule):
     learned per-step prior over the things' changes of velocity. The shared options
     (``**kwargs``) are :class:`VideoModule`'s and :class:`VAEModule`'s, except ``z_dim``: the
     latent is ``(things, frames - condition_frames, 2)``, one change of velocity per thing and
-    generated step, and ``kl_warmup_steps``: the prior is all that learns, from the KL term.
+    generated step (another value of ``z_dim`` is refused), and ``kl_warmup_steps``, which
+    must stay 0: the prior is all that learns, from the KL term.
 
     Args:
         things: slots: the largest one-colour pieces of the last context frame moved (of at
@@ -85,7 +89,7 @@ class ThingMotionVAE(VAEModule):
         beta: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        if "z_dim" in kwargs:
+        if kwargs.get("z_dim", Z_DIM) != Z_DIM:
             raise ValueError(
                 "ThingMotionVAE's latent is (things, frames - condition_frames, 2): one change "
                 "of velocity per thing and generated step; z_dim does not apply"

@@ -42,8 +42,9 @@ SIGMA_FLOOR = 0.1
 """The prior's smallest spread, pixels a step: it cannot collapse onto the whole-pixel steps."""
 Z_DIM = inspect.signature(VAEModule.__init__).parameters["z_dim"].default
 """VAEModule's default ``z_dim``: the only value accepted (the CLI passes it on), and unused."""
-STATE = 9
-"""Features of a thing's state: box (4), velocity (2), context speed (2), area (1)."""
+STATE = 13
+"""Features of a thing's state: box (4), overshoot a step on past each side (4), velocity (2),
+context speed (2), area (1)."""
 
 
 class Scene(NamedTuple):
@@ -159,16 +160,30 @@ class ThingMotionVAE(VAEModule):
 
     def state(self, scene: Scene, velocity: Tensor, offset: Tensor) -> Tensor:
         """The prior's input ``(B, K, ..., STATE)`` for things at ``offset`` (pixels) moving at
-        ``velocity`` (both ``(B, K, ..., 2)``): box in frame fractions, velocity and the
-        context's speed in units of ``max_speed``, area fraction."""
+        ``velocity`` (both ``(B, K, ..., 2)``): the box, in frame fractions from -1 to 1; how
+        far the box a step on would lie outside the frame past each side (a bounce is due
+        there: it turns that overshoot back), the velocity and the context's speed, in units of
+        ``max_speed``; the area fraction."""
         lead = velocity.shape[:-1]
         extra = (1,) * (velocity.ndim - 3)
-        shifted = torch.cat([offset, offset], -1) / self.image_size
-        box = scene.box.view(*scene.box.shape[:2], *extra, 4) + shifted
-        speed = scene.velocity.abs().view(*scene.velocity.shape[:2], *extra, 2) / self.max_speed
+        box = scene.box.view(*scene.box.shape[:2], *extra, 4) * self.image_size
+        box = box + torch.cat([offset, offset], -1)  # pixels
+        ahead = box + torch.cat([velocity, velocity], -1)
+        outside = torch.cat([-ahead[..., :2], ahead[..., 2:] - self.image_size], -1).relu()
+        speed = scene.velocity.abs().view(*scene.velocity.shape[:2], *extra, 2)
         area = scene.area.view(*scene.area.shape[:2], *extra, 1)
-        parts = [box, velocity / self.max_speed, speed, area]
+        parts = [
+            2 * box / self.image_size - 1,
+            outside / self.max_speed,
+            velocity / self.max_speed,
+            speed / self.max_speed,
+            area,
+        ]
         return torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
+
+    def prior_mean(self, state: Tensor) -> Tensor:
+        """The prior's mean change of velocity ``(..., 2)``, pixels a step, at ``state``."""
+        return self.prior_net(state) * self.max_speed
 
     def prior_sigma(self) -> Tensor:
         """The prior's spread per axis ``(2,)``, pixels a step (at least ``SIGMA_FLOOR``)."""
@@ -232,7 +247,7 @@ class ThingMotionVAE(VAEModule):
             velocity, offsets = self.trajectory(scene.velocity, mu)
             before = torch.cat([scene.velocity[:, :, None], velocity[:, :, :-1]], 2)
             at = torch.cat([torch.zeros_like(offsets[:, :, :1]), offsets[:, :, :-1]], 2)
-            mean = self.prior_net(self.state(scene, before, at))
+            mean = self.prior_mean(self.state(scene, before, at))
             sigma = self.prior_sigma()
             terms = (
                 sigma.log()
@@ -253,7 +268,7 @@ class ThingMotionVAE(VAEModule):
             position = torch.zeros_like(velocity)
             changes = []
             for t in range(eps.shape[2]):
-                mean = self.prior_net(self.state(scene, velocity, position.round()))
+                mean = self.prior_mean(self.state(scene, velocity, position.round()))
                 change = (mean + sigma * eps[:, :, t].float()) * scene.present[..., None]
                 velocity = velocity + change
                 position = position + velocity

@@ -1,11 +1,20 @@
 """Things over a flat background: segmentation into one-colour pieces, whole-pixel shifts,
-template tracking through a bounce, pasting that keeps things whole, velocities."""
+template tracking through a bounce, pasting that keeps things whole, the steadiest
+sub-pixel path through whole-pixel offsets."""
 
 from __future__ import annotations
 
 import torch
 
-from vidgen.models.things import paste, shift, thing_masks, track, velocities
+from vidgen.models.things import (
+    MARGIN,
+    context_offsets,
+    follow,
+    paste,
+    shift,
+    thing_masks,
+    track,
+)
 
 S = 32
 RED, GREEN, BLUE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.2, 0.4, 1.0)
@@ -76,14 +85,48 @@ def test_paste_keeps_each_things_pixels_and_colours_exactly():
         assert frames[t].sum() == 36 + 25  # the rest is background (black)
 
 
-def test_velocities_of_a_steady_clip_and_after_a_bounce():
+def velocity(clip: torch.Tensor, slots: int = 1) -> torch.Tensor:
+    """Each thing's velocity ``(slots, 2)`` at the last frame of ``clip`` ``(1, S, ...)``: of
+    its steadiest path through the clip."""
+    offsets = context_offsets(clip, thing_masks(clip[:, -1], slots, 4), 4.0)
+    start = offsets[:, :, 1] - offsets[:, :, 0]
+    return follow(offsets[:, :, 1:], offsets[:, :, 0], start)[0][0, :, -1]
+
+
+def test_context_offsets_and_velocities_of_a_steady_clip_and_after_a_bounce():
     steady = torch.stack([scene((RED, 10 + 2 * t, 20 - t, 6)) for t in range(4)])[None]
     masks = thing_masks(steady[:, -1], 2, 4)
-    assert torch.equal(velocities(steady, masks, 4.0)[0, 0], torch.tensor([2.0, -1.0]))
-    assert torch.equal(velocities(steady, masks, 4.0)[0, 1], torch.zeros(2))  # an empty slot
-    uneven = torch.stack([scene((RED, 10, x, 6)) for x in (4, 5, 7, 8)])[None]  # 1.33 px a step
-    masks = thing_masks(uneven[:, -1], 1, 4)
-    assert torch.allclose(velocities(uneven, masks, 4.0)[0, 0], torch.tensor([0.0, 4 / 3]))
+    offsets = context_offsets(steady, masks, 4.0)[0, 0]
+    assert torch.equal(offsets, torch.tensor([[-6.0, 3.0], [-4.0, 2.0], [-2.0, 1.0], [0.0, 0.0]]))
+    assert torch.equal(velocity(steady, 2), torch.tensor([[2.0, -1.0], [0.0, 0.0]]))  # 1 empty
+    uneven = torch.stack([scene((RED, 10, x, 6)) for x in (4, 5, 7, 8)])[None]  # 1.33-1.5 a step
+    assert velocity(uneven)[0, 0] == 0 and 1.25 <= velocity(uneven)[0, 1] <= 1.75
     bounced = torch.stack([scene((RED, 10, x, 6)) for x in (20, 22, 24, 22)])[None]
-    masks = thing_masks(bounced[:, -1], 1, 4)
-    assert torch.equal(velocities(bounced, masks, 4.0)[0, 0], torch.tensor([0.0, -2.0]))
+    assert velocity(bounced)[0, 0] == 0 and -2.5 <= velocity(bounced)[0, 1] <= -1.5
+
+
+def path(xs: list[float], start: float, speed: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`follow` along x through offsets ``xs`` from ``start`` at ``speed``: the
+    velocities and positions ``(N,)``."""
+    offsets = torch.stack([torch.zeros(len(xs)), torch.tensor(xs)], -1)[None, None]
+    velocities, positions = follow(
+        offsets, torch.tensor([[[0.0, start]]]), torch.tensor([[[0.0, speed]]])
+    )
+    assert not velocities[..., 0].any() and not positions[..., 0].any()  # nothing moves in y
+    return velocities[0, 0, :, 1], positions[0, 0, :, 1]
+
+
+def test_follow_rounds_to_the_offsets_and_changes_velocity_rarely():
+    xs = [2.0, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]  # 1.5 px a step, seen as 1, 2, 1, 2, ...
+    velocities, positions = path(xs, 0.0, 1.0)  # starting from a guess of 1 px a step
+    assert torch.equal(positions.round(), torch.tensor(xs))
+    changes = torch.cat([velocities[:1] - 1.0, velocities.diff()])
+    assert (changes != 0).sum() <= 3  # whole-pixel steps would change at every step
+    assert torch.allclose(velocities[-4:], torch.full((4,), 1.5), atol=0.3)
+    steady, _ = path([2.0, 4, 6, 8], 0.1, 2.0)  # on course: no change at all
+    assert torch.allclose(steady, torch.full((4,), 2.0))
+    xs = [2.0, 4, 6, 8, 6, 4, 2]  # a bounce at 8: one large change
+    velocities, positions = path(xs, 0.0, 2.0)
+    assert torch.equal(positions.round(), torch.tensor(xs))
+    assert (velocities[:4] == 2).all() and (velocities[4:] < -1.5).all()
+    assert ((positions - positions.round()).abs() <= 0.5 - MARGIN + 1e-6).all()

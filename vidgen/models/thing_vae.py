@@ -8,11 +8,15 @@ latent says where the things go:
 
 - **z is each thing's change of velocity.** ``z[k, t]`` (pixels a step, down and right) is
   thing k's change of velocity at generated step t: ``velocity_t = velocity_{t-1} + z_t``
-  from the velocity seen at the last context frame, and the offset at step t is the sum of the
-  velocities so far, rounded to whole pixels.
-- **The posterior is the motion seen.** Its mean is the changes that reproduce each thing's
-  tracked offsets (:func:`~vidgen.models.things.track`) exactly; its spread a fixed small
-  constant. Posterior and decoder have no parameters.
+  from the velocity seen in the context, and the offset at step t is the thing's sub-pixel
+  position there (its sub-pixel position in the last context frame plus the velocities so
+  far) rounded to whole pixels. Both start from the thing's steadiest path through the context
+  (:func:`~vidgen.models.things.follow`): a speed between whole pixels goes on steadily.
+- **The posterior is the motion seen.** Its mean is the changes of the steadiest path through
+  each thing's tracked offsets (:func:`~vidgen.models.things.track`), which it reproduces
+  exactly: z is zero but where the motion changes (a bounce, a correction of the speed read
+  off the context); its spread a fixed small constant. Posterior and decoder have no
+  parameters.
 - **The prior is learned, step by step.** ``p(z_t | state_t)`` is a Gaussian whose mean an MLP
   gives from the thing's state at that step (its box, velocity, the speed it showed in the
   context and its area) and whose spread is learned per axis: it can learn that things bounce
@@ -32,7 +36,14 @@ from torch import Tensor, nn
 
 from vidgen.models.base import adam
 from vidgen.models.motion_predictor import fp32
-from vidgen.models.things import boxes, paste, thing_masks, track, velocities
+from vidgen.models.things import (
+    boxes,
+    context_offsets,
+    follow,
+    paste,
+    thing_masks,
+    track,
+)
 from vidgen.models.vae_base import VAEModule
 from vidgen.wholeness import MIN_AREA
 
@@ -50,14 +61,17 @@ context speed (2), area (1)."""
 class Scene(NamedTuple):
     """The things of a context: masks ``(B, K, H, W)`` in its last frame, ``present``
     ``(B, K)`` (non-empty slots), ``box`` ``(B, K, 4)`` (top, left, bottom, right in frame
-    fractions), ``area`` ``(B, K)`` (frame fraction) and ``velocity`` ``(B, K, 2)`` (pixels a
-    step at the last frame)."""
+    fractions), ``area`` ``(B, K)`` (frame fraction), ``velocity`` ``(B, K, 2)`` (pixels a
+    step at the last frame) and ``phase`` ``(B, K, 2)`` (sub-pixel position there, within half
+    a pixel of where the thing is drawn), both of its steadiest path through the context
+    (:func:`~vidgen.models.things.follow`)."""
 
     masks: Tensor
     present: Tensor
     box: Tensor
     area: Tensor
     velocity: Tensor
+    phase: Tensor
 
 
 class ThingMotionVAE(VAEModule):
@@ -143,24 +157,30 @@ class ThingMotionVAE(VAEModule):
         context = context[:, -c:].float()
         size = context.shape[-1]
         masks = thing_masks(context[:, -1], self.things, MIN_AREA)
+        offsets = context_offsets(context, masks, self.max_speed)
+        start = offsets[:, :, 1] - offsets[:, :, 0]  # condition_frames >= 2
+        velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
         return Scene(
             masks=masks,
             present=masks.flatten(2).any(2),
             box=boxes(masks).float() / size,
             area=masks.flatten(2).float().mean(2),
-            velocity=velocities(context, masks, self.max_speed),
+            velocity=velocity[:, :, -1],
+            phase=position[:, :, -1],
         )
 
     @staticmethod
-    def trajectory(start: Tensor, changes: Tensor) -> tuple[Tensor, Tensor]:
-        """Velocities and whole-pixel offsets ``(B, K, T, 2)`` after each of ``changes``
-        ``(B, K, T, 2)``, from the velocity ``start`` ``(B, K, 2)``."""
-        velocity = start[:, :, None] + changes.cumsum(2)
-        return velocity, velocity.cumsum(2).round()
+    def trajectory(scene: Scene, changes: Tensor) -> tuple[Tensor, Tensor]:
+        """Velocities and positions ``(B, K, T, 2)`` (pixels from the last context frame's,
+        sub-pixel: the offsets are their rounding) after each of ``changes`` ``(B, K, T, 2)``,
+        from the scene's velocity and phase."""
+        velocity = scene.velocity[:, :, None] + changes.cumsum(2)
+        return velocity, scene.phase[:, :, None] + velocity.cumsum(2)
 
     def state(self, scene: Scene, velocity: Tensor, offset: Tensor) -> Tensor:
-        """The prior's input ``(B, K, ..., STATE)`` for things at ``offset`` (pixels) moving at
-        ``velocity`` (both ``(B, K, ..., 2)``): the box, in frame fractions from -1 to 1; how
+        """The prior's input ``(B, K, ..., STATE)`` for things drawn at ``offset`` (whole
+        pixels from the last context frame) moving at ``velocity`` (both ``(B, K, ..., 2)``):
+        the box, in frame fractions from -1 to 1; how
         far the box a step on would lie outside the frame past each side (a bounce is due
         there: it turns that overshoot back), the velocity and the context's speed, in units of
         ``max_speed``; the area fraction."""
@@ -192,9 +212,11 @@ class ThingMotionVAE(VAEModule):
     # --- posterior, decoder, prior ------------------------------------------------------------
 
     def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity that
-        give each thing's tracked offsets in the clip's generated frames (``features`` are not
-        used). Past the clip's end the changes are zero."""
+        """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity of
+        each thing's steadiest path through its tracked offsets in the clip's generated frames
+        (:func:`~vidgen.models.things.follow`, from the context's velocity and sub-pixel
+        position): decoded, it gives the tracked offsets exactly (``features`` are not used).
+        Past the clip's end the changes are zero."""
         c, steps = self.condition_frames, self.z_shape[1]
         with fp32(video.device):
             scene = self.scene(video[:, :c])
@@ -206,8 +228,8 @@ class ThingMotionVAE(VAEModule):
                 scene.velocity,
                 math.ceil(2 * self.max_speed),
             )
-            moved = torch.cat([torch.zeros_like(offsets[:, :, :1]), offsets], 2)
-            velocity = torch.cat([scene.velocity[:, :, None], moved.diff(dim=2)], 2)
+            steady, _ = follow(offsets, scene.phase, scene.velocity)
+            velocity = torch.cat([scene.velocity[:, :, None], steady], 2)
             changes = velocity.diff(dim=2) * scene.present[:, :, None, None]
             mu = F.pad(changes, (0, 0, 0, steps - changes.shape[2]))
         return mu, torch.full_like(mu, POSTERIOR_LOGVAR)
@@ -233,8 +255,8 @@ class ThingMotionVAE(VAEModule):
             scene = self.scene(context)
             changes = z.float()[:, :, : frames - c]
             changes = F.pad(changes, (0, 0, 0, frames - c - changes.shape[2]))
-            _, offsets = self.trajectory(scene.velocity, changes)
-            generated = paste(context[:, -1].float(), scene.masks, offsets)
+            _, position = self.trajectory(scene, changes)
+            generated = paste(context[:, -1].float(), scene.masks, position.round())
         return torch.cat([context, generated.to(context.dtype)], 1)
 
     def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
@@ -244,9 +266,9 @@ class ThingMotionVAE(VAEModule):
         with fp32(mu.device):
             scene = self.scene(context)
             mu, logvar = mu.float(), logvar.float()
-            velocity, offsets = self.trajectory(scene.velocity, mu)
+            velocity, position = self.trajectory(scene, mu)
             before = torch.cat([scene.velocity[:, :, None], velocity[:, :, :-1]], 2)
-            at = torch.cat([torch.zeros_like(offsets[:, :, :1]), offsets[:, :, :-1]], 2)
+            at = torch.cat([scene.phase[:, :, None], position[:, :, :-1]], 2).round()
             mean = self.prior_mean(self.state(scene, before, at))
             sigma = self.prior_sigma()
             terms = (
@@ -264,8 +286,7 @@ class ThingMotionVAE(VAEModule):
         with fp32(eps.device):
             scene = self.scene(context)
             sigma = self.prior_sigma()
-            velocity = scene.velocity
-            position = torch.zeros_like(velocity)
+            velocity, position = scene.velocity, scene.phase
             changes = []
             for t in range(eps.shape[2]):
                 mean = self.prior_mean(self.state(scene, velocity, position.round()))

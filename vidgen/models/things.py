@@ -3,7 +3,7 @@
 A scene of one-colour things over a flat background (the embedded shapes data) is described by
 each thing's mask in one frame and its offset in later ones. :func:`thing_masks` cuts a frame
 into one-colour pieces, :func:`track` finds each piece again in later frames by template
-matching, :func:`velocities` reads each piece's velocity off the frames before, and
+matching, :func:`follow` reads a steady sub-pixel path off its whole-pixel offsets, and
 :func:`paste` draws a future by lifting the pieces off the frame and putting them down at
 whole-pixel offsets: a thing keeps its outline and size exactly, unless it leaves the frame or
 another covers it. All functions work on a whole batch at once; no SciPy.
@@ -176,27 +176,46 @@ def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, rad
     return torch.stack(out, 1).view(b, k, -1, 2).float()
 
 
-def velocities(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
-    """Each thing's velocity ``(B, K, 2)`` (pixels a step, down, right) at the last frame of
-    ``context`` ``(B, S, C, H, W)``, where its mask ``(B, K, H, W)`` lies.
-
-    The thing is tracked backwards over the context (:func:`track`, radius ``2 * max_speed``:
-    a bounce turns a velocity v into -v); per axis, the velocity is the mean of its last steps
-    up to the last change of direction (a bounce), which evens out the whole-pixel steps of a
-    speed between whole pixels. Zero for a single frame.
-    """
+def context_offsets(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
+    """Each thing's whole-pixel offset ``(B, K, S, 2)`` in each frame of ``context``
+    ``(B, S, C, H, W)`` from where its mask ``(B, K, H, W)`` lies in the last one (0 there),
+    tracked backwards (:func:`track`, radius ``2 * max_speed``: a bounce turns a velocity v
+    into -v)."""
     b, k = masks.shape[:2]
+    zero = torch.zeros(b, k, 1, 2, device=context.device)
     if context.shape[1] < 2:
-        return torch.zeros(b, k, 2, device=context.device)
+        return zero
     radius = math.ceil(2 * max_speed)
-    zero = torch.zeros(b, k, 2, device=context.device)
-    back = track(context[:, -1], masks, context[:, :-1].flip(1), zero, radius)
-    moved = torch.cat([zero[:, :, None], back], 2)
-    steps = moved[:, :, :-1] - moved[:, :, 1:]  # forwards: latest step first
-    first = (steps != 0).float().argmax(2, keepdim=True)  # the first step that moved
-    direction = steps.gather(2, first).sign()
-    run = (steps * direction >= 0).float().cumprod(2)  # steps since the last change
-    return (steps * run).sum(2) / run.sum(2)
+    back = track(context[:, -1], masks, context[:, :-1].flip(1), zero[:, :, 0], radius)
+    return torch.cat([back.flip(2), zero], 2)
+
+
+MARGIN = 0.25
+"""How far inside a tracked pixel :func:`follow` moves a position that would round to another:
+a position on a pixel's edge would need another change a step later."""
+
+
+def follow(
+    offsets: Tensor, position: Tensor, velocity: Tensor, margin: float = MARGIN
+) -> tuple[Tensor, Tensor]:
+    """Sub-pixel positions and velocities ``(B, K, N, 2)`` that round to the whole-pixel
+    ``offsets`` ``(B, K, N, 2)`` and change velocity as rarely and as little as they can.
+
+    From ``position`` and ``velocity`` ``(B, K, 2)``, each step goes on at the last velocity;
+    where that would round to another pixel than the tracked one, the position moves just far
+    enough into it (``margin`` inside its edge), and the velocity with it. A speed between
+    whole pixels (whole-pixel steps 1, 2, 1, 2) becomes a steady 1.5 after a correction or
+    two; a bounce is one large change.
+    """
+    positions, velocities = [], []
+    for t in range(offsets.shape[2]):
+        target = offsets[:, :, t]
+        guess = position + velocity
+        moved = torch.minimum(torch.maximum(guess, target - 0.5 + margin), target + 0.5 - margin)
+        velocity, position = moved - position, moved
+        positions.append(position)
+        velocities.append(velocity)
+    return torch.stack(velocities, 2), torch.stack(positions, 2)
 
 
 def paste(last: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:

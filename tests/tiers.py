@@ -15,6 +15,7 @@ FAST_CONFIGS = frozenset(
         "simvp_demo.yaml",  # SimVP
         "vae_demo.yaml",  # MotionVAE
         "vae_demo_paper.yaml",  # VideoVAE
+        "vae_things_demo.yaml",  # ThingMotionVAE
     }
 )
 """One packaged config per model class, the fast tier's."""

@@ -15,6 +15,7 @@ from vidgen.models import (
     MotionVAE,
     MultiScaleHead,
     SimVP,
+    ThingMotionVAE,
     VideoVAE,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "ShardDataModule",
     "SimVP",
     "TexturedDataModule",
+    "ThingMotionVAE",
     "UCF101DataModule",
     "VideoDataModule",
     "VideoFolderDataModule",

@@ -1,6 +1,6 @@
-"""Models: the paper's FramePredictor and VideoVAE, vidgen's MotionPredictor and MotionVAE, the
-learned peer SimVP, and what they are built from (frozen backbone, recurrent cores, heads,
-losses)."""
+"""Models: the paper's FramePredictor and VideoVAE, vidgen's MotionPredictor, MotionVAE and
+ThingMotionVAE, the learned peer SimVP, and what they are built from (frozen backbone,
+recurrent cores, heads, losses)."""
 
 from vidgen.models.backbone import FrozenVGG16
 from vidgen.models.deconv import Deconv2d
@@ -11,6 +11,7 @@ from vidgen.models.motion_vae import MotionVAE
 from vidgen.models.predictor import FramePredictor
 from vidgen.models.recurrent import ConvLSTMCore, LSTMCore, SequenceCore
 from vidgen.models.simvp import SimVP
+from vidgen.models.thing_vae import ThingMotionVAE
 from vidgen.models.vae import VideoVAE
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MultiScaleHead",
     "SequenceCore",
     "SimVP",
+    "ThingMotionVAE",
     "UpsampleDeconvHead",
     "VideoLoss",
     "VideoVAE",

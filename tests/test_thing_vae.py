@@ -1,0 +1,162 @@
+"""ThingMotionVAE: the posterior reconstructs a shapes clip, an untrained prior continues the
+context's motion, a fitted prior learns a bounce, samples keep things whole, bad options are
+explained, the packaged config fits and tests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tiny import tiny_run
+
+from vidgen import ShapesDataModule, ThingMotionVAE
+from vidgen.wholeness import whole_frames
+
+S = 32
+
+
+def model(**kw) -> ThingMotionVAE:
+    torch.manual_seed(0)
+    args = {"image_size": S, "backbone_layer": "pool1", "frames": 12, "things": 3}
+    return ThingMotionVAE(**{**args, **kw})
+
+
+def square_clip(xs: list[int], ys: list[int] | None = None, size: int = S) -> torch.Tensor:
+    """``(1, len(xs), 3, size, size)``: a red 6 px square over black at these corners."""
+    ys = ys or [13] * len(xs)
+    clip = torch.zeros(1, len(xs), 3, size, size)
+    for t, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        clip[0, t, 0, y : y + 6, x : x + 6] = 1.0
+    return clip
+
+
+def shapes_clips(n: int = 8) -> torch.Tensor:
+    data = ShapesDataModule(image_size=S, frames=12, num_train=n, num_val=n, num_workers=0)
+    data.setup("validate")
+    return next(iter(data.val_dataloader()))["video"][:n].float() / 255
+
+
+def test_the_posterior_mean_reconstructs_a_shapes_clip():
+    vae = model().eval()
+    video = shapes_clips()
+    with torch.no_grad():
+        recon = vae.reconstruct(video)
+        mu, _ = vae.posterior(video)
+    assert mu.shape == (8, 3, 8, 2) and torch.equal(recon[:, :4], video[:, :4])
+    assert not mu[:, 2].any()  # 2 shapes a clip: the third slot is empty
+    error = (recon[:, 4:] - video[:, 4:]).pow(2).mean()
+    copy_last = (video[:, 3:4] - video[:, 4:]).pow(2).mean()
+    assert error < 0.2 * copy_last, (error, copy_last)
+    # a clip the tracker follows exactly: the reconstruction is the clip, bounce included
+    bouncing = square_clip([14, 16, 18, 20, 22, 24, 26, 24, 22, 20, 18, 16])
+    with torch.no_grad():
+        assert torch.equal(vae.reconstruct(bouncing), bouncing)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(vae.reconstruct(bouncing), bouncing)  # offsets in fp32
+
+
+def test_an_untrained_prior_continues_the_context_velocity():
+    vae = model().eval()
+    clip = square_clip([2 + 2 * t for t in range(12)], [4 + t for t in range(12)])
+    context = clip[:, :4]
+    with torch.no_grad():
+        mean = vae.correlate(torch.zeros(1, *vae.z_shape), context)
+        assert torch.equal(vae.decode(mean, 12, context), clip)  # 2 px right, 1 down a step
+    assert not mean.any()
+    size = 64  # room for the samples' spread
+    vae = model(image_size=size).eval()
+    clip = square_clip([20 + 2 * t for t in range(8)], [20 + t for t in range(8)], size)
+    with torch.no_grad():
+        futures = vae.sample_futures(clip[:, :4], 4, samples=64, generator=torch.Generator())
+    red = futures[0, :, :, 0] > 0  # (samples, steps, H, W)
+    rows, columns = red.any(-1).float(), red.any(-2).float()
+    index = torch.arange(size)
+    centre = torch.stack([(m * index).sum(-1) / m.sum(-1) for m in (rows, columns)], -1)
+    truth = torch.tensor([[20 + t + 2.5, 20 + 2 * t + 2.5] for t in range(4, 8)])
+    assert (centre.mean(0) - truth).abs().max() < 2.0  # spread around the continued motion
+    assert (centre.std(0)[-1] > 1.0).all()  # the samples differ
+    assert (red.sum((-1, -2)) == 36).all()  # each one whole
+
+
+def bounce_path(vae: ThingMotionVAE, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left edge of the red square in the prior's mean future of ``clip``'s context (-1
+    where it has left the frame) and the mean's x velocities."""
+    context = clip[:, :4]
+    with torch.no_grad():
+        mean = vae.correlate(torch.zeros(1, *vae.z_shape), context)
+        future = vae.decode(mean, 12, context)
+    red = (future[0, 4:, 0] > 0).any(-2)  # (steps, W): the columns it covers
+    left = torch.where(red.any(-1), red.float().argmax(-1), -1)
+    velocity = mean[0, 0, :, 1].cumsum(0) + 2.0  # the context's x velocity is 2 px a step
+    return left, velocity
+
+
+def test_a_fitted_prior_learns_to_bounce():
+    xs = [12, 14, 16, 18, 20, 22, 24, 26, 24, 22, 20, 18]  # bounces off the right border
+    clip = square_clip(xs)
+    vae = model()
+    _, untrained_velocity = bounce_path(vae, clip)
+    assert (untrained_velocity > 0).all()  # goes on right, out of the frame
+    mu, logvar = vae.posterior(clip)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-2)
+    before = vae.kl(mu, logvar, clip[:, :4]).item()
+    for _ in range(60):
+        optimizer.zero_grad()
+        kl = vae.kl(mu, logvar, clip[:, :4])
+        kl.backward()
+        optimizer.step()
+    assert kl.item() < 0.5 * before
+    left, velocity = bounce_path(vae, clip)
+    assert (left - torch.tensor(xs[4:])).abs().max() <= 1, left  # the bounce, to a pixel
+    assert (velocity[:3] > 1).all() and (velocity[4:] < -1).all()  # the sign flips at x = 26
+
+
+def test_samples_keep_each_thing_whole():
+    size = 48
+    vae = model(image_size=size, frames=6).eval()
+    clip = torch.zeros(1, 4, 3, size, size)
+    for t in range(4):  # a red square going right, a green one going up, far apart
+        clip[0, t, 0, 10:17, 10 + t : 17 + t] = 1.0
+        clip[0, t, 1, 30 - t : 36 - t, 28:34] = 0.8
+    with torch.no_grad():
+        futures = vae.sample_futures(clip, 2, samples=32, generator=torch.Generator())
+    frames = futures[0]  # (32 samples, 2 steps, 3, size, size)
+    assert not torch.equal(frames[0], frames[1])
+    whole = whole_frames(frames, clip[0, -1:].expand(32, -1, -1, -1).reshape(32, 3, size, size))
+    assert whole.all()
+    assert ((frames[:, :, 0] == 1).sum((-1, -2)) == 49).all()  # every red pixel, in every frame
+    assert ((frames[:, :, 1] == 0.8).sum((-1, -2)) == 36).all()
+
+
+def test_bad_options_and_input_are_explained():
+    with pytest.raises(ValueError, match="beta"):
+        model(beta=0.0)
+    with pytest.raises(ValueError, match="condition_frames"):
+        model(condition_frames=1)  # no velocity to read off one frame
+    with pytest.raises(ValueError, match="condition_frames"):
+        model(condition_frames=12)  # nothing left to generate
+    with pytest.raises(ValueError, match="z_dim"):
+        model(z_dim=8)
+    with pytest.raises(ValueError, match="kl_warmup_steps"):
+        model(kl_warmup_steps=10)
+    vae = model()
+    z = torch.zeros(2, *vae.z_shape)
+    with pytest.raises(ValueError, match="context"):
+        vae.decode(z, 12, torch.rand(2, 3, 3, S, S))  # 3 context frames, 4 needed
+    with pytest.raises(ValueError, match="context"):
+        vae.sample(2, 12)
+    with pytest.raises(ValueError, match="exceed"):
+        vae.decode(z, 4, torch.rand(2, 4, 3, S, S))
+
+
+def test_the_packaged_config_fits_and_tests(in_tmp):
+    cli = tiny_run("fit", "vae_things_demo.yaml", "--trainer.logger=false")
+    assert cli.trainer.state.finished and isinstance(cli.model, ThingMotionVAE)
+    assert cli.model.z_shape == (4, 16, 2) and cli.model.predict_samples == 10
+    assert cli.datamodule.eval_frames == 20 and cli.model.image_size == 32
+    last = in_tmp / "runs" / "vae_things_demo" / "checkpoints" / "last.ckpt"
+    tiny_run("test", "vae_things_demo.yaml", "--trainer.logger=false", f"--ckpt_path={last}")
+    metrics = json.loads((in_tmp / "runs" / "vae_things_demo" / "metrics.json").read_text())
+    text = json.dumps(metrics)
+    assert "futures" in text and "best_of_k" in text

@@ -1,0 +1,132 @@
+"""Things over a flat background: segmentation into one-colour pieces, whole-pixel shifts,
+template tracking through a bounce, pasting that keeps things whole, the steadiest
+sub-pixel path through whole-pixel offsets."""
+
+from __future__ import annotations
+
+import torch
+
+from vidgen.models.things import (
+    MARGIN,
+    context_offsets,
+    follow,
+    paste,
+    shift,
+    thing_masks,
+    track,
+)
+
+S = 32
+RED, GREEN, BLUE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.2, 0.4, 1.0)
+
+
+def scene(*things: tuple[tuple[float, float, float], int, int, int]) -> torch.Tensor:
+    """A black ``(3, S, S)`` frame with squares ``(colour, top, left, side)``, later on top."""
+    frame = torch.zeros(3, S, S)
+    for colour, top, left, side in things:
+        frame[:, top : top + side, left : left + side] = torch.tensor(colour)[:, None, None]
+    return frame
+
+
+def test_touching_things_of_different_colours_are_two_and_specks_are_none():
+    frame = scene((RED, 4, 4, 6), (GREEN, 4, 10, 5), (BLUE, 20, 20, 1), (BLUE, 20, 21, 1))
+    masks = thing_masks(frame[None], slots=3, min_area=4)
+    assert masks.shape == (1, 3, S, S)
+    red, green = torch.zeros(S, S, dtype=torch.bool), torch.zeros(S, S, dtype=torch.bool)
+    red[4:10, 4:10], green[4:9, 10:15] = True, True
+    assert torch.equal(masks[0, 0], red)  # the larger first
+    assert torch.equal(masks[0, 1], green)  # touching the red one, yet a thing of its own
+    assert not masks[0, 2].any()  # the blue speck (2 pixels) is no thing
+    # one colour across the two squares: one thing
+    same = thing_masks(scene((RED, 4, 4, 6), (RED, 4, 10, 5))[None], 3, 4)
+    assert same[0, 0].sum() == 61 and not same[0, 1:].any()
+
+
+def test_shift_moves_by_whole_pixels_without_wrapping():
+    mask = torch.zeros(2, S, S, dtype=torch.bool)
+    mask[:, 10:14, 28:32] = True  # touching the right border
+    moved = shift(mask, torch.tensor([[2.0, -3.0], [0.6, 2.4]]))  # rounded: (2, -3), (1, 2)
+    want = torch.zeros_like(mask)
+    want[0, 12:16, 25:29] = True
+    want[1, 11:15, 30:32] = True  # half of it left the frame: nothing comes in at the left
+    assert torch.equal(moved, want)
+    image = torch.rand(3, S, S)
+    back = shift(shift(image, torch.tensor([[-4, 5]] * 3)), torch.tensor([[4, -5]] * 3))
+    assert torch.equal(back[:, 4:, : S - 5], image[:, 4:, : S - 5])  # exact, no resampling
+    assert not back[:, :4].any() and not back[:, :, S - 5 :].any()
+
+
+def test_track_follows_a_bounce_and_each_thing():
+    xs = [16, 18, 20, 22, 24, 26, 24, 22, 20]  # red bounces off the right border (26 + 6 = S)
+    ys = [2, 3, 4, 5, 6, 7, 8, 9, 10]  # green moves down 1 px a step
+    frames = torch.stack(
+        [scene((RED, 4, x, 6), (GREEN, y, 2, 5)) for x, y in zip(xs, ys, strict=True)]
+    )
+    masks = thing_masks(frames[None, 0], 2, 4)
+    velocity = torch.tensor([[[0.0, 2.0], [1.0, 0.0]]])
+    offsets = track(frames[None, 0], masks, frames[None, 1:], velocity, radius=8)
+    red = torch.tensor([[0.0, x - xs[0]] for x in xs[1:]])
+    green = torch.tensor([[y - ys[0], 0.0] for y in ys[1:]])
+    assert torch.equal(offsets[0, 0], red) and torch.equal(offsets[0, 1], green)
+
+
+def test_paste_keeps_each_things_pixels_and_colours_exactly():
+    last = scene((RED, 4, 4, 6), (GREEN, 20, 18, 5))
+    masks = thing_masks(last[None], 3, 4)
+    offsets = torch.tensor([[[[1, 2], [3, 4], [-4, 0]], [[0, -1], [-5, 7], [2, -9]], [[0, 0]] * 3]])
+    frames = paste(last[None], masks, offsets.float())[0]  # (3 steps, C, H, W)
+    assert frames.shape == (3, 3, S, S)
+    for t in range(3):
+        for colour, count, thing in ((RED, 36, 0), (GREEN, 25, 1)):
+            where = (frames[t] == torch.tensor(colour)[:, None, None]).all(0)
+            assert where.sum() == count  # the whole thing, not a pixel more
+            dy, dx = offsets[0, thing, t].tolist()
+            assert torch.equal(where, shift(masks[0, thing], torch.tensor([dy, dx])))
+        assert frames[t].sum() == 36 + 25  # the rest is background (black)
+
+
+def velocity(clip: torch.Tensor, slots: int = 1) -> torch.Tensor:
+    """Each thing's velocity ``(slots, 2)`` at the last frame of ``clip`` ``(1, S, ...)``: of
+    its steadiest path through the clip."""
+    offsets = context_offsets(clip, thing_masks(clip[:, -1], slots, 4), 4.0)
+    start = offsets[:, :, 1] - offsets[:, :, 0]
+    return follow(offsets[:, :, 1:], offsets[:, :, 0], start)[0][0, :, -1]
+
+
+def test_context_offsets_and_velocities_of_a_steady_clip_and_after_a_bounce():
+    steady = torch.stack([scene((RED, 10 + 2 * t, 20 - t, 6)) for t in range(4)])[None]
+    masks = thing_masks(steady[:, -1], 2, 4)
+    offsets = context_offsets(steady, masks, 4.0)[0, 0]
+    assert torch.equal(offsets, torch.tensor([[-6.0, 3.0], [-4.0, 2.0], [-2.0, 1.0], [0.0, 0.0]]))
+    assert torch.equal(velocity(steady, 2), torch.tensor([[2.0, -1.0], [0.0, 0.0]]))  # 1 empty
+    uneven = torch.stack([scene((RED, 10, x, 6)) for x in (4, 5, 7, 8)])[None]  # 1.33-1.5 a step
+    assert velocity(uneven)[0, 0] == 0 and 1.25 <= velocity(uneven)[0, 1] <= 1.75
+    bounced = torch.stack([scene((RED, 10, x, 6)) for x in (20, 22, 24, 22)])[None]
+    assert velocity(bounced)[0, 0] == 0 and -2.5 <= velocity(bounced)[0, 1] <= -1.5
+
+
+def path(xs: list[float], start: float, speed: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`follow` along x through offsets ``xs`` from ``start`` at ``speed``: the
+    velocities and positions ``(N,)``."""
+    offsets = torch.stack([torch.zeros(len(xs)), torch.tensor(xs)], -1)[None, None]
+    velocities, positions = follow(
+        offsets, torch.tensor([[[0.0, start]]]), torch.tensor([[[0.0, speed]]])
+    )
+    assert not velocities[..., 0].any() and not positions[..., 0].any()  # nothing moves in y
+    return velocities[0, 0, :, 1], positions[0, 0, :, 1]
+
+
+def test_follow_rounds_to_the_offsets_and_changes_velocity_rarely():
+    xs = [2.0, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]  # 1.5 px a step, seen as 1, 2, 1, 2, ...
+    velocities, positions = path(xs, 0.0, 1.0)  # starting from a guess of 1 px a step
+    assert torch.equal(positions.round(), torch.tensor(xs))
+    changes = torch.cat([velocities[:1] - 1.0, velocities.diff()])
+    assert (changes != 0).sum() <= 3  # whole-pixel steps would change at every step
+    assert torch.allclose(velocities[-4:], torch.full((4,), 1.5), atol=0.3)
+    steady, _ = path([2.0, 4, 6, 8], 0.1, 2.0)  # on course: no change at all
+    assert torch.allclose(steady, torch.full((4,), 2.0))
+    xs = [2.0, 4, 6, 8, 6, 4, 2]  # a bounce at 8: one large change
+    velocities, positions = path(xs, 0.0, 2.0)
+    assert torch.equal(positions.round(), torch.tensor(xs))
+    assert (velocities[:4] == 2).all() and (velocities[4:] < -1.5).all()
+    assert ((positions - positions.round()).abs() <= 0.5 - MARGIN + 1e-6).all()

@@ -1,0 +1,297 @@
+"""ThingMotionVAE: a conditional VAE whose latent is how each thing's velocity changes.
+
+For scenes of one-colour things over a flat background (the embedded shapes data), a future is
+the last context frame with its things moved: each thing is cut out of that frame
+(:func:`~vidgen.models.things.thing_masks`) and pasted at a whole-pixel offset per generated
+step (:func:`~vidgen.models.things.paste`), so it keeps its outline and size exactly. The
+latent says where the things go:
+
+- **z is each thing's change of velocity.** ``z[k, t]`` (pixels a step, down and right) is
+  thing k's change of velocity at generated step t: ``velocity_t = velocity_{t-1} + z_t``
+  from the velocity seen in the context, and the offset at step t is the thing's sub-pixel
+  position there (its sub-pixel position in the last context frame plus the velocities so
+  far) rounded to whole pixels. Both start from the thing's steadiest path through the context
+  (:func:`~vidgen.models.things.follow`): a speed between whole pixels goes on steadily.
+- **The posterior is the motion seen.** Its mean is the changes of the steadiest path through
+  each thing's tracked offsets (:func:`~vidgen.models.things.track`), which it reproduces
+  exactly: z is zero but where the motion changes (a bounce, a correction of the speed read
+  off the context); its spread a fixed small constant. Posterior and decoder have no
+  parameters.
+- **The prior is learned, step by step.** ``p(z_t | state_t)`` is a Gaussian whose mean an MLP
+  gives from the thing's state at that step (its box, velocity, the speed it showed in the
+  context and its area) and whose spread is learned per axis: it can learn that things bounce
+  off the borders and keep their speed. Training fits it to the tracked motion (the KL term,
+  with the states of the posterior's trajectory); sampling rolls it forward from the context.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidgen.models.base import adam
+from vidgen.models.motion_predictor import fp32
+from vidgen.models.things import (
+    boxes,
+    context_offsets,
+    follow,
+    paste,
+    thing_masks,
+    track,
+)
+from vidgen.models.vae_base import VAEModule
+from vidgen.wholeness import MIN_AREA
+
+POSTERIOR_LOGVAR = 2 * math.log(0.25)
+"""The posterior's log-variance: a quarter pixel a step of spread around the motion seen."""
+SIGMA_FLOOR = 0.1
+"""The prior's smallest spread, pixels a step: it cannot collapse onto the whole-pixel steps."""
+Z_DIM = inspect.signature(VAEModule.__init__).parameters["z_dim"].default
+"""VAEModule's default ``z_dim``: the only value accepted (the CLI passes it on), and unused."""
+STATE = 13
+"""Features of a thing's state: box (4), overshoot a step on past each side (4), velocity (2),
+context speed (2), area (1)."""
+
+
+class Scene(NamedTuple):
+    """The things of a context: masks ``(B, K, H, W)`` in its last frame, ``present``
+    ``(B, K)`` (non-empty slots), ``box`` ``(B, K, 4)`` (top, left, bottom, right in frame
+    fractions), ``area`` ``(B, K)`` (frame fraction), ``velocity`` ``(B, K, 2)`` (pixels a
+    step at the last frame) and ``phase`` ``(B, K, 2)`` (sub-pixel position there, within half
+    a pixel of where the thing is drawn), both of its steadiest path through the context
+    (:func:`~vidgen.models.things.follow`)."""
+
+    masks: Tensor
+    present: Tensor
+    box: Tensor
+    area: Tensor
+    velocity: Tensor
+    phase: Tensor
+
+
+class ThingMotionVAE(VAEModule):
+    """Conditional clip VAE that moves each thing of the last context frame whole, with a
+    learned per-step prior over the things' changes of velocity. The shared options
+    (``**kwargs``) are :class:`VideoModule`'s and :class:`VAEModule`'s, except ``z_dim``: the
+    latent is ``(things, frames - condition_frames, 2)``, one change of velocity per thing and
+    generated step (another value of ``z_dim`` is refused), and ``kl_warmup_steps``, which
+    must stay 0: the prior is all that learns, from the KL term.
+
+    Args:
+        things: slots: the largest one-colour pieces of the last context frame moved (of at
+            least ``vidgen.wholeness.MIN_AREA`` pixels); the rest of it stays still.
+        condition_frames: true frames each clip starts from (at least 2: the things'
+            velocities are read off them).
+        max_speed: the fastest a thing moves, pixels a step: the tracking reaches twice as far
+            (a bounce reverses a velocity), and the prior's velocities are in its units.
+        hidden: width of the prior's MLP (2 hidden layers).
+        beta: weight of the KL term (> 0: it trains the prior).
+    """
+
+    default_optimizer = staticmethod(adam)
+
+    def __init__(
+        self,
+        things: int = 4,
+        condition_frames: int = 4,
+        max_speed: float = 4.0,
+        hidden: int = 64,
+        beta: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("z_dim", Z_DIM) != Z_DIM:
+            raise ValueError(
+                "ThingMotionVAE's latent is (things, frames - condition_frames, 2): one change "
+                "of velocity per thing and generated step; z_dim does not apply"
+            )
+        if kwargs.get("kl_warmup_steps", 0):
+            raise ValueError(
+                "ThingMotionVAE learns only from the KL term: kl_warmup_steps must be 0"
+            )
+        super().__init__(beta=beta, **kwargs)
+        self.save_hyperparameters(ignore=["loss"])
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0: the KL term is what trains the prior, got {beta}")
+        if not 2 <= condition_frames < self.frames:
+            raise ValueError(
+                f"condition_frames must be in [2, frames={self.frames}) (velocities are read off "
+                f"the context), got {condition_frames}"
+            )
+        if things < 1 or hidden < 1 or max_speed <= 0:
+            raise ValueError(
+                f"things and hidden must be >= 1 and max_speed > 0, got {things}, {hidden}, "
+                f"{max_speed}"
+            )
+        self.things, self.condition_frames = things, condition_frames
+        self.max_speed = max_speed
+        self.z_shape = (things, self.frames - condition_frames, 2)
+        self.prior_net = nn.Sequential(
+            nn.Linear(STATE, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, 2),
+        )
+        nn.init.zeros_(self.prior_net[-1].weight)  # untrained: the context's velocity goes on
+        nn.init.zeros_(self.prior_net[-1].bias)
+        self.prior_spread = nn.Parameter(torch.zeros(2))
+
+    def encode(self, video: Tensor, ids: Tensor | None = None) -> Tensor:
+        """No backbone features (an empty ``(B, S, 0, 1, 1)``): things are found and tracked in
+        the frames themselves, so the frozen VGG16 is not run."""
+        return video.new_zeros(*video.shape[:2], 0, 1, 1)
+
+    # --- the scene and its trajectories -------------------------------------------------------
+
+    def scene(self, context: Tensor) -> Scene:
+        """The things of ``context`` ``(B, c, C, H, W)`` (its last ``condition_frames``)."""
+        c = self.condition_frames
+        if context is None or context.ndim != 5 or context.shape[1] < c:
+            got = None if context is None else tuple(context.shape)
+            raise ValueError(f"ThingMotionVAE needs context (B, {c}, C, H, W), got {got}")
+        context = context[:, -c:].float()
+        size = context.shape[-1]
+        masks = thing_masks(context[:, -1], self.things, MIN_AREA)
+        offsets = context_offsets(context, masks, self.max_speed)
+        start = offsets[:, :, 1] - offsets[:, :, 0]  # condition_frames >= 2
+        velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
+        return Scene(
+            masks=masks,
+            present=masks.flatten(2).any(2),
+            box=boxes(masks).float() / size,
+            area=masks.flatten(2).float().mean(2),
+            velocity=velocity[:, :, -1],
+            phase=position[:, :, -1],
+        )
+
+    @staticmethod
+    def trajectory(scene: Scene, changes: Tensor) -> tuple[Tensor, Tensor]:
+        """Velocities and positions ``(B, K, T, 2)`` (pixels from the last context frame's,
+        sub-pixel: the offsets are their rounding) after each of ``changes`` ``(B, K, T, 2)``,
+        from the scene's velocity and phase."""
+        velocity = scene.velocity[:, :, None] + changes.cumsum(2)
+        return velocity, scene.phase[:, :, None] + velocity.cumsum(2)
+
+    def state(self, scene: Scene, velocity: Tensor, offset: Tensor) -> Tensor:
+        """The prior's input ``(B, K, ..., STATE)`` for things drawn at ``offset`` (whole
+        pixels from the last context frame) moving at ``velocity`` (both ``(B, K, ..., 2)``):
+        the box, in frame fractions from -1 to 1; how
+        far the box a step on would lie outside the frame past each side (a bounce is due
+        there: it turns that overshoot back), the velocity and the context's speed, in units of
+        ``max_speed``; the area fraction."""
+        lead = velocity.shape[:-1]
+        extra = (1,) * (velocity.ndim - 3)
+        box = scene.box.view(*scene.box.shape[:2], *extra, 4) * self.image_size
+        box = box + torch.cat([offset, offset], -1)  # pixels
+        ahead = box + torch.cat([velocity, velocity], -1)
+        outside = torch.cat([-ahead[..., :2], ahead[..., 2:] - self.image_size], -1).relu()
+        speed = scene.velocity.abs().view(*scene.velocity.shape[:2], *extra, 2)
+        area = scene.area.view(*scene.area.shape[:2], *extra, 1)
+        parts = [
+            2 * box / self.image_size - 1,
+            outside / self.max_speed,
+            velocity / self.max_speed,
+            speed / self.max_speed,
+            area,
+        ]
+        return torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
+
+    def prior_mean(self, state: Tensor) -> Tensor:
+        """The prior's mean change of velocity ``(..., 2)``, pixels a step, at ``state``."""
+        return self.prior_net(state) * self.max_speed
+
+    def prior_sigma(self) -> Tensor:
+        """The prior's spread per axis ``(2,)``, pixels a step (at least ``SIGMA_FLOOR``)."""
+        return SIGMA_FLOOR + F.softplus(self.prior_spread.float())
+
+    # --- posterior, decoder, prior ------------------------------------------------------------
+
+    def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity of
+        each thing's steadiest path through its tracked offsets in the clip's generated frames
+        (:func:`~vidgen.models.things.follow`, from the context's velocity and sub-pixel
+        position): decoded, it gives the tracked offsets exactly (``features`` are not used).
+        Past the clip's end the changes are zero."""
+        c, steps = self.condition_frames, self.z_shape[1]
+        with fp32(video.device):
+            scene = self.scene(video[:, :c])
+            future = video[:, c : c + steps].float()
+            offsets = track(
+                video[:, c - 1].float(),
+                scene.masks,
+                future,
+                scene.velocity,
+                math.ceil(2 * self.max_speed),
+            )
+            steady, _ = follow(offsets, scene.phase, scene.velocity)
+            velocity = torch.cat([scene.velocity[:, :, None], steady], 2)
+            changes = velocity.diff(dim=2) * scene.present[:, :, None, None]
+            mu = F.pad(changes, (0, 0, 0, steps - changes.shape[2]))
+        return mu, torch.full_like(mu, POSTERIOR_LOGVAR)
+
+    def decode(
+        self,
+        z: Tensor,
+        frames: int | None = None,
+        context: Tensor | None = None,
+        context_features: Tensor | None = None,
+    ) -> Tensor:
+        """Clips ``(B, frames, C, H, W)``: ``context`` ``(B, c, C, H, W)``, then its last frame
+        with each thing pasted along z's trajectory (no changes past z's steps).
+        ``context_features`` are not used."""
+        frames = self.check_z(z, frames)
+        c = self.condition_frames
+        if context is None or context.shape[1] != c or context.shape[0] != z.shape[0]:
+            got = None if context is None else tuple(context.shape)
+            raise ValueError(f"ThingMotionVAE needs context (B={z.shape[0]}, {c}, ...), got {got}")
+        if frames <= c:
+            raise ValueError(f"frames ({frames}) must exceed condition_frames ({c})")
+        with fp32(z.device):
+            scene = self.scene(context)
+            changes = z.float()[:, :, : frames - c]
+            changes = F.pad(changes, (0, 0, 0, frames - c - changes.shape[2]))
+            _, position = self.trajectory(scene, changes)
+            generated = paste(context[:, -1].float(), scene.masks, position.round())
+        return torch.cat([context, generated.to(context.dtype)], 1)
+
+    def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
+        """KL(q(z | clip) || p(z | context)), per step in closed form, with each step's prior
+        given the state of the posterior mean's trajectory; summed over the things present and
+        the steps, averaged over clips."""
+        with fp32(mu.device):
+            scene = self.scene(context)
+            mu, logvar = mu.float(), logvar.float()
+            velocity, position = self.trajectory(scene, mu)
+            before = torch.cat([scene.velocity[:, :, None], velocity[:, :, :-1]], 2)
+            at = torch.cat([scene.phase[:, :, None], position[:, :, :-1]], 2).round()
+            mean = self.prior_mean(self.state(scene, before, at))
+            sigma = self.prior_sigma()
+            terms = (
+                sigma.log()
+                - 0.5 * logvar
+                + (logvar.exp() + (mu - mean).pow(2)) / (2 * sigma.pow(2))
+                - 0.5
+            )
+            return (terms.sum((2, 3)) * scene.present).sum(1).mean()
+
+    def correlate(self, eps: Tensor, context: Tensor | None) -> Tensor:
+        """A prior sample from standard normal ``eps`` ``(n, *z_shape)``: the prior rolled
+        forward from the context's state, each step's change drawn given the state the ones
+        before led to (zero for empty slots)."""
+        with fp32(eps.device):
+            scene = self.scene(context)
+            sigma = self.prior_sigma()
+            velocity, position = scene.velocity, scene.phase
+            changes = []
+            for t in range(eps.shape[2]):
+                mean = self.prior_mean(self.state(scene, velocity, position.round()))
+                change = (mean + sigma * eps[:, :, t].float()) * scene.present[..., None]
+                velocity = velocity + change
+                position = position + velocity
+                changes.append(change)
+            return torch.stack(changes, 2)

@@ -1,0 +1,235 @@
+"""Things over a flat background: find them, follow them, move them by whole pixels.
+
+A scene of one-colour things over a flat background (the embedded shapes data) is described by
+each thing's mask in one frame and its offset in later ones. :func:`thing_masks` cuts a frame
+into one-colour pieces, :func:`track` finds each piece again in later frames by template
+matching, :func:`follow` reads a steady sub-pixel path off its whole-pixel offsets, and
+:func:`paste` draws a future by lifting the pieces off the frame and putting them down at
+whole-pixel offsets: a thing keeps its outline and size exactly, unless it leaves the frame or
+another covers it. All functions work on a whole batch at once; no SciPy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidgen.wholeness import THRESHOLD, background_colour, foreground
+
+NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+"""The 8 neighbours a pixel joins when their colours are alike."""
+TIE = 1e-5
+"""Matching costs (sums of squared colour differences) this close are equal: the offset nearest
+the prediction wins."""
+
+
+def one_colour_pieces(frames: Tensor, mask: Tensor, threshold: float = THRESHOLD) -> Tensor:
+    """Labels ``(N, H, W)`` of the pieces of ``mask`` ``(N, H, W)`` in which neighbouring pixels
+    of ``frames`` ``(N, C, H, W)`` differ by at most ``threshold`` in every channel: 0 off the
+    mask, else the largest flat pixel index (+1) of the pixel's piece.
+
+    Label propagation as :func:`vidgen.wholeness.connected_pieces`, joining two neighbours only
+    where their colours are alike: two touching things of different colours stay two pieces.
+    """
+    h, w = frames.shape[-2:]
+    padded = F.pad(frames.float(), (1, 1, 1, 1))
+    inside = F.pad(mask, (1, 1, 1, 1))
+    joins = []
+    for dy, dx in NEIGHBOURS:
+        rows, cols = slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w)
+        alike = (padded[..., rows, cols] - frames).abs().amax(1) <= threshold
+        joins.append(mask & inside[:, rows, cols] & alike)
+    own = torch.arange(1, h * w + 1, device=frames.device).view(1, h, w)
+    labels = own * mask
+    while True:
+        padded_labels = F.pad(labels, (1, 1, 1, 1))
+        grown = labels
+        for (dy, dx), join in zip(NEIGHBOURS, joins, strict=True):
+            neighbour = padded_labels[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+            grown = torch.maximum(grown, neighbour * join)
+        if torch.equal(grown, labels):
+            return labels
+        labels = grown
+
+
+def thing_masks(frames: Tensor, slots: int, min_area: int, threshold: float = THRESHOLD) -> Tensor:
+    """Boolean ``(N, slots, H, W)``: the things of each frame ``(N, C, H, W)`` (floats in [0, 1])
+    over its flat background (:func:`~vidgen.wholeness.background_colour`): its one-colour
+    foreground pieces (:func:`one_colour_pieces`) of at least ``min_area`` pixels, the
+    ``slots`` largest, largest first (equal sizes: the one with the larger last pixel index
+    first); slots left over are empty."""
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
+    n, _, h, w = frames.shape
+    frames = frames.float()
+    mask = foreground(frames, background_colour(frames), threshold)
+    labels = one_colour_pieces(frames, mask, threshold).view(n, h * w)
+    sizes = torch.zeros(n, h * w + 1, dtype=torch.long, device=frames.device)
+    sizes.scatter_add_(1, labels, torch.ones_like(labels))
+    sizes[:, 0] = 0  # the background is no thing
+    key = torch.where(
+        sizes >= max(min_area, 1),
+        sizes * (h * w + 1) + torch.arange(h * w + 1, device=frames.device),
+        -1,
+    )
+    top = key.topk(min(slots, h * w + 1), dim=1)
+    chosen = (labels[:, None] == top.indices[..., None]) & (top.values[..., None] > 0)
+    return F.pad(chosen, (0, 0, 0, slots - chosen.shape[1])).view(n, slots, h, w)
+
+
+def take(images: Tensor, which: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixels ``(M, C, h, w)`` of ``images[which]`` (``images`` ``(N, C, H, W)``, ``which``
+    ``(M,)``) at ``rows`` ``(M, h)`` and ``cols`` ``(M, w)``, and whether each lies inside the
+    frame ``(M, h, w)`` (outside: the nearest edge pixel's value, to be replaced)."""
+    _, _, h, w = images.shape
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    rows, cols = rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]
+    return images[which[:, None, None], :, rows, cols].permute(0, 3, 1, 2), inside
+
+
+def shift(images: Tensor, offsets: Tensor) -> Tensor:
+    """``images`` ``(*L, H, W)`` (masks or channels, any dtype) moved by ``offsets`` ``(*L, 2)``
+    (down, right; rounded to whole pixels): no resampling, nothing wraps around, what comes in
+    from outside is 0 (False)."""
+    *lead, h, w = images.shape
+    if tuple(offsets.shape) != (*lead, 2):
+        raise ValueError(f"expected offsets {(*lead, 2)} for images {tuple(images.shape)}")
+    flat = images.reshape(-1, 1, h, w)
+    whole = (offsets.round() if offsets.is_floating_point() else offsets).long().view(-1, 2)
+    rows = torch.arange(h, device=images.device) - whole[:, :1]
+    cols = torch.arange(w, device=images.device) - whole[:, 1:]
+    which = torch.arange(len(flat), device=images.device)
+    taken, inside = take(flat, which, rows, cols)
+    return torch.where(inside, taken[:, 0], torch.zeros((), dtype=images.dtype)).view_as(images)
+
+
+def boxes(masks: Tensor) -> Tensor:
+    """``(*L, 4)``: each mask's ``(*L, H, W)`` bounding box in pixels, top, left, bottom, right
+    (the last two past the end); all zero for an empty mask."""
+    rows, cols = masks.any(-1), masks.any(-2)
+    top, left = rows.byte().argmax(-1), cols.byte().argmax(-1)  # the first True
+    bottom = rows.shape[-1] - rows.flip(-1).byte().argmax(-1)
+    right = cols.shape[-1] - cols.flip(-1).byte().argmax(-1)
+    box = torch.stack([top, left, bottom, right], -1)
+    return box * rows.any(-1)[..., None]
+
+
+def search_offsets(radius: int, device: torch.device) -> Tensor:
+    """``(D, 2)``: the whole-pixel offsets within ``radius`` (a square), nearest first (then by
+    row and column): the first best match is the one nearest the prediction."""
+    span = torch.arange(-radius, radius + 1, device=device)
+    grid = torch.cartesian_prod(span, span)  # by row, then column
+    return grid[grid.pow(2).sum(1).argsort(stable=True)]
+
+
+def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, radius: int) -> Tensor:
+    """Each thing's whole-pixel offset ``(B, K, T, 2)`` (down, right) in each of ``frames``
+    ``(B, T, C, H, W)`` from where its mask ``(B, K, H, W)`` lies in ``template``
+    ``(B, C, H, W)``.
+
+    At each frame the thing's pixels are matched (sum of squared colour differences; outside
+    the frame counts as the background colour) at every offset within ``radius`` of the
+    prediction, its last offset plus its last step's velocity (``velocity`` ``(B, K, 2)``
+    pixels a step at the first frame); of equal matches the one nearest the prediction wins.
+    """
+    b, k, h, w = masks.shape
+    template, frames = template.float(), frames.float()
+    background = background_colour(template)[:, :, 0, 0]  # (B, C)
+    box = boxes(masks).view(b * k, 4)
+    side = max(1, int((box[:, 2:] - box[:, :2]).max()))
+    thing = torch.arange(b, device=masks.device).repeat_interleave(k)
+    span = torch.arange(side, device=masks.device)
+    rows, cols = box[:, :1] + span, box[:, 1:2] + span
+    patch, _ = take(template, thing, rows, cols)  # (B*K, C, side, side)
+    weight, _ = take(
+        masks.view(b * k, 1, h, w).float(), torch.arange(b * k, device=masks.device), rows, cols
+    )
+    # cost at offset d = sum over the thing's pixels p of |frame(p + d) - patch(p)|^2: one
+    # correlation of [frame, frame^2] with [-2 patch, 1] over the thing's pixels, plus |patch|^2
+    kernel = torch.cat([-2 * patch, torch.ones_like(patch)], 1) * weight
+    kernel, constant = kernel.double(), (patch.pow(2) * weight).double().sum((1, 2, 3))
+    deltas = search_offsets(radius, masks.device)
+    order = (deltas[:, 0] + radius) * (2 * radius + 1) + deltas[:, 1] + radius  # row-major
+    reach = torch.arange(side + 2 * radius, device=masks.device) - radius
+    offset = torch.zeros(b * k, 2, dtype=torch.long, device=masks.device)
+    step = velocity.float().round().long().view(b * k, 2)
+    out = []
+    for t in range(frames.shape[1]):
+        guess = offset + step
+        seen, inside = take(
+            frames[:, t],
+            thing,
+            rows[:, :1] + guess[:, :1] + reach,
+            cols[:, :1] + guess[:, 1:] + reach,
+        )
+        seen = torch.where(inside[:, None], seen, background[thing, :, None, None]).double()
+        region = torch.cat([seen, seen.pow(2)], 1).reshape(1, -1, *seen.shape[-2:])
+        cost = F.conv2d(region, kernel, groups=b * k).view(b * k, -1)[:, order]
+        cost = cost + constant[:, None]
+        best = (cost <= cost.amin(1, keepdim=True) + TIE).byte().argmax(1)  # the nearest
+        found = guess + deltas[best]
+        step, offset = found - offset, found
+        out.append(offset)
+    return torch.stack(out, 1).view(b, k, -1, 2).float()
+
+
+def context_offsets(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
+    """Each thing's whole-pixel offset ``(B, K, S, 2)`` in each frame of ``context``
+    ``(B, S, C, H, W)`` from where its mask ``(B, K, H, W)`` lies in the last one (0 there),
+    tracked backwards (:func:`track`, radius ``2 * max_speed``: a bounce turns a velocity v
+    into -v)."""
+    b, k = masks.shape[:2]
+    zero = torch.zeros(b, k, 1, 2, device=context.device)
+    if context.shape[1] < 2:
+        return zero
+    radius = math.ceil(2 * max_speed)
+    back = track(context[:, -1], masks, context[:, :-1].flip(1), zero[:, :, 0], radius)
+    return torch.cat([back.flip(2), zero], 2)
+
+
+MARGIN = 0.25
+"""How far inside a tracked pixel :func:`follow` moves a position that would round to another:
+a position on a pixel's edge would need another change a step later."""
+
+
+def follow(
+    offsets: Tensor, position: Tensor, velocity: Tensor, margin: float = MARGIN
+) -> tuple[Tensor, Tensor]:
+    """Sub-pixel positions and velocities ``(B, K, N, 2)`` that round to the whole-pixel
+    ``offsets`` ``(B, K, N, 2)`` and change velocity as rarely and as little as they can.
+
+    From ``position`` and ``velocity`` ``(B, K, 2)``, each step goes on at the last velocity;
+    where that would round to another pixel than the tracked one, the position moves just far
+    enough into it (``margin`` inside its edge), and the velocity with it. A speed between
+    whole pixels (whole-pixel steps 1, 2, 1, 2) becomes a steady 1.5 after a correction or
+    two; a bounce is one large change.
+    """
+    positions, velocities = [], []
+    for t in range(offsets.shape[2]):
+        target = offsets[:, :, t]
+        guess = position + velocity
+        moved = torch.minimum(torch.maximum(guess, target - 0.5 + margin), target + 0.5 - margin)
+        velocity, position = moved - position, moved
+        positions.append(position)
+        velocities.append(velocity)
+    return torch.stack(velocities, 2), torch.stack(positions, 2)
+
+
+def paste(last: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:
+    """Frames ``(B, T, C, H, W)``: ``last`` ``(B, C, H, W)`` with the things' pixels (``masks``
+    ``(B, K, H, W)``) lifted off (filled with the background colour) and put down at each
+    step's whole-pixel offset ``offsets`` ``(B, K, T, 2)``; later things cover earlier ones."""
+    b, k, t, _ = offsets.shape
+    c, h, w = last.shape[1:]
+    last = last.float()
+    empty = torch.where(masks.any(1)[:, None], background_colour(last), last)
+    out = empty[:, None].repeat(1, t, 1, 1, 1)
+    where = shift(masks[:, :, None].expand(b, k, t, h, w), offsets)
+    pixels = (last[:, None] * masks[:, :, None])[:, :, None].expand(b, k, t, c, h, w)
+    moved = shift(pixels, offsets[:, :, :, None].expand(b, k, t, c, 2))
+    for thing in range(k):
+        out = torch.where(where[:, thing, :, None], moved[:, thing], out)
+    return out

@@ -15,11 +15,11 @@ latent says where the things go:
 - **The posterior is the motion seen.** Its mean is the changes of the steadiest path through
   each thing's tracked offsets (:func:`~vidgen.models.things.track`), which it reproduces
   exactly: z is zero but where the motion changes (a bounce, a correction of the speed read
-  off the context); its spread a fixed small constant. Posterior and decoder have no
+  off the context); its spread a fixed twentieth of a pixel. Posterior and decoder have no
   parameters.
 - **The prior is learned, step by step.** ``p(z_t | state_t)`` is a Gaussian whose mean an MLP
   gives from the thing's state at that step (its box, velocity, the speed it showed in the
-  context and its area) and whose spread is learned per axis: it can learn that things bounce
+  context and its area) and whose spread it gives per axis: it can learn that things bounce
   off the borders and keep their speed. Training fits it to the tracked motion (the KL term,
   with the states of the posterior's trajectory); sampling rolls it forward from the context.
 """
@@ -47,10 +47,13 @@ from vidgen.models.things import (
 from vidgen.models.vae_base import VAEModule
 from vidgen.wholeness import MIN_AREA
 
-POSTERIOR_LOGVAR = 2 * math.log(0.25)
-"""The posterior's log-variance: a quarter pixel a step of spread around the motion seen."""
-SIGMA_FLOOR = 0.1
-"""The prior's smallest spread, pixels a step: it cannot collapse onto the whole-pixel steps."""
+POSTERIOR_SPREAD = 0.05
+"""The posterior's spread around the motion seen, pixels a step. The KL term keeps the prior's
+spread above it: a larger one would make every sampled future drift (its velocity a random
+walk of at least this step)."""
+POSTERIOR_LOGVAR = 2 * math.log(POSTERIOR_SPREAD)
+SIGMA_FLOOR = POSTERIOR_SPREAD
+"""The prior's smallest spread, pixels a step."""
 Z_DIM = inspect.signature(VAEModule.__init__).parameters["z_dim"].default
 """VAEModule's default ``z_dim``: the only value accepted (the CLI passes it on), and unused."""
 STATE = 13
@@ -135,11 +138,10 @@ class ThingMotionVAE(VAEModule):
             nn.SiLU(),
             nn.Linear(hidden, hidden),
             nn.SiLU(),
-            nn.Linear(hidden, 2),
+            nn.Linear(hidden, 4),
         )
         nn.init.zeros_(self.prior_net[-1].weight)  # untrained: the context's velocity goes on
         nn.init.zeros_(self.prior_net[-1].bias)
-        self.prior_spread = nn.Parameter(torch.zeros(2))
 
     def encode(self, video: Tensor, ids: Tensor | None = None) -> Tensor:
         """No backbone features (an empty ``(B, S, 0, 1, 1)``): things are found and tracked in
@@ -201,13 +203,12 @@ class ThingMotionVAE(VAEModule):
         ]
         return torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
 
-    def prior_mean(self, state: Tensor) -> Tensor:
-        """The prior's mean change of velocity ``(..., 2)``, pixels a step, at ``state``."""
-        return self.prior_net(state) * self.max_speed
-
-    def prior_sigma(self) -> Tensor:
-        """The prior's spread per axis ``(2,)``, pixels a step (at least ``SIGMA_FLOOR``)."""
-        return SIGMA_FLOOR + F.softplus(self.prior_spread.float())
+    def prior(self, state: Tensor) -> tuple[Tensor, Tensor]:
+        """The prior's mean change of velocity and its spread per axis, each ``(..., 2)``,
+        pixels a step, at ``state``: a thing in free flight keeps its velocity to a fraction
+        of a pixel, one at a border may bounce (the spread at least ``SIGMA_FLOOR``)."""
+        mean, spread = self.prior_net(state).chunk(2, -1)
+        return mean * self.max_speed, SIGMA_FLOOR + F.softplus(spread)
 
     # --- posterior, decoder, prior ------------------------------------------------------------
 
@@ -269,8 +270,7 @@ class ThingMotionVAE(VAEModule):
             velocity, position = self.trajectory(scene, mu)
             before = torch.cat([scene.velocity[:, :, None], velocity[:, :, :-1]], 2)
             at = torch.cat([scene.phase[:, :, None], position[:, :, :-1]], 2).round()
-            mean = self.prior_mean(self.state(scene, before, at))
-            sigma = self.prior_sigma()
+            mean, sigma = self.prior(self.state(scene, before, at))
             terms = (
                 sigma.log()
                 - 0.5 * logvar
@@ -285,11 +285,10 @@ class ThingMotionVAE(VAEModule):
         before led to (zero for empty slots)."""
         with fp32(eps.device):
             scene = self.scene(context)
-            sigma = self.prior_sigma()
             velocity, position = scene.velocity, scene.phase
             changes = []
             for t in range(eps.shape[2]):
-                mean = self.prior_mean(self.state(scene, velocity, position.round()))
+                mean, sigma = self.prior(self.state(scene, velocity, position.round()))
                 change = (mean + sigma * eps[:, :, t].float()) * scene.present[..., None]
                 velocity = velocity + change
                 position = position + velocity

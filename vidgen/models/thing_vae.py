@@ -39,6 +39,7 @@ from vidgen.models.motion_predictor import fp32
 from vidgen.models.things import (
     boxes,
     context_offsets,
+    first_run_velocity,
     follow,
     paste,
     thing_masks,
@@ -56,9 +57,9 @@ SIGMA_FLOOR = POSTERIOR_SPREAD
 """The prior's smallest spread, pixels a step."""
 Z_DIM = inspect.signature(VAEModule.__init__).parameters["z_dim"].default
 """VAEModule's default ``z_dim``: the only value accepted (the CLI passes it on), and unused."""
-STATE = 13
+STATE = 14
 """Features of a thing's state: box (4), overshoot a step on past each side (4), velocity (2),
-context speed (2), area (1)."""
+context speed (2), area (1), first step (1)."""
 
 
 class Scene(NamedTuple):
@@ -179,13 +180,14 @@ class ThingMotionVAE(VAEModule):
         velocity = scene.velocity[:, :, None] + changes.cumsum(2)
         return velocity, scene.phase[:, :, None] + velocity.cumsum(2)
 
-    def state(self, scene: Scene, velocity: Tensor, offset: Tensor) -> Tensor:
+    def state(self, scene: Scene, velocity: Tensor, offset: Tensor, first: Tensor) -> Tensor:
         """The prior's input ``(B, K, ..., STATE)`` for things drawn at ``offset`` (whole
         pixels from the last context frame) moving at ``velocity`` (both ``(B, K, ..., 2)``):
-        the box, in frame fractions from -1 to 1; how
-        far the box a step on would lie outside the frame past each side (a bounce is due
-        there: it turns that overshoot back), the velocity and the context's speed, in units of
-        ``max_speed``; the area fraction."""
+        the box, in frame fractions from -1 to 1; how far the box a step on would lie outside
+        the frame past each side (a bounce is due there: it turns that overshoot back), the
+        velocity and the context's speed, in units of ``max_speed``; the area fraction;
+        ``first``, 1 at the first generated step, where the speed read off a few whole-pixel
+        steps of the context is corrected (broadcast to ``(B, K, ..., 1)``)."""
         lead = velocity.shape[:-1]
         extra = (1,) * (velocity.ndim - 3)
         box = scene.box.view(*scene.box.shape[:2], *extra, 4) * self.image_size
@@ -200,6 +202,7 @@ class ThingMotionVAE(VAEModule):
             velocity / self.max_speed,
             speed / self.max_speed,
             area,
+            first,
         ]
         return torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
 
@@ -215,9 +218,12 @@ class ThingMotionVAE(VAEModule):
     def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity of
         each thing's steadiest path through its tracked offsets in the clip's generated frames
-        (:func:`~vidgen.models.things.follow`, from the context's velocity and sub-pixel
-        position): decoded, it gives the tracked offsets exactly (``features`` are not used).
-        Past the clip's end the changes are zero."""
+        (:func:`~vidgen.models.things.follow`, from the context's sub-pixel position at the
+        mean speed of the thing's first run after the context,
+        :func:`~vidgen.models.things.first_run_velocity`): decoded, it gives the tracked
+        offsets exactly. The first step's change corrects the speed read off the context; the
+        later ones are zero until the motion changes (``features`` are not used). Past the
+        clip's end the changes are zero."""
         c, steps = self.condition_frames, self.z_shape[1]
         with fp32(video.device):
             scene = self.scene(video[:, :c])
@@ -229,7 +235,7 @@ class ThingMotionVAE(VAEModule):
                 scene.velocity,
                 math.ceil(2 * self.max_speed),
             )
-            steady, _ = follow(offsets, scene.phase, scene.velocity)
+            steady, _ = follow(offsets, scene.phase, first_run_velocity(offsets))
             velocity = torch.cat([scene.velocity[:, :, None], steady], 2)
             changes = velocity.diff(dim=2) * scene.present[:, :, None, None]
             mu = F.pad(changes, (0, 0, 0, steps - changes.shape[2]))
@@ -270,7 +276,8 @@ class ThingMotionVAE(VAEModule):
             velocity, position = self.trajectory(scene, mu)
             before = torch.cat([scene.velocity[:, :, None], velocity[:, :, :-1]], 2)
             at = torch.cat([scene.phase[:, :, None], position[:, :, :-1]], 2).round()
-            mean, sigma = self.prior(self.state(scene, before, at))
+            first = (torch.arange(mu.shape[2], device=mu.device) == 0).float()[:, None]
+            mean, sigma = self.prior(self.state(scene, before, at, first))
             terms = (
                 sigma.log()
                 - 0.5 * logvar
@@ -288,7 +295,8 @@ class ThingMotionVAE(VAEModule):
             velocity, position = scene.velocity, scene.phase
             changes = []
             for t in range(eps.shape[2]):
-                mean, sigma = self.prior(self.state(scene, velocity, position.round()))
+                first = torch.full((1,), float(t == 0), device=velocity.device)
+                mean, sigma = self.prior(self.state(scene, velocity, position.round(), first))
                 change = (mean + sigma * eps[:, :, t].float()) * scene.present[..., None]
                 velocity = velocity + change
                 position = position + velocity

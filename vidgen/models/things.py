@@ -218,6 +218,17 @@ def follow(
     return torch.stack(velocities, 2), torch.stack(positions, 2)
 
 
+def first_run_velocity(offsets: Tensor) -> Tensor:
+    """Each thing's velocity ``(B, K, 2)`` over whole-pixel ``offsets`` ``(B, K, T, 2)`` (from
+    0 before the first) until its first change of direction, per axis: the mean step of that
+    run, the speed it kept after its last known position better than any one step shows."""
+    steps = offsets.diff(dim=2, prepend=torch.zeros_like(offsets[:, :, :1]))
+    moved = (steps != 0).float().argmax(2, keepdim=True)  # the first step that moved
+    direction = steps.gather(2, moved).sign()
+    run = (steps * direction >= 0).float().cumprod(2)
+    return (steps * run).sum(2) / run.sum(2)
+
+
 def paste(last: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:
     """Frames ``(B, T, C, H, W)``: ``last`` ``(B, C, H, W)`` with the things' pixels (``masks``
     ``(B, K, H, W)``) lifted off (filled with the background colour) and put down at each

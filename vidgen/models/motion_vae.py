@@ -185,13 +185,8 @@ class MotionVAE(VAEModule):
         """Clips ``(B, frames, C, H, W)``: ``context`` (the clip's first ``condition_frames``
         frames ``(B, c, C, H, W)``), then its last frame moved along the flows that z and the
         decoder give each generated step. ``context_features``: its backbone features."""
-        frames = self.check_z(z, frames)
+        frames = self.check_context(z, frames, context)
         c = self.condition_frames
-        if context is None or context.shape[1] != c or context.shape[0] != z.shape[0]:
-            got = None if context is None else tuple(context.shape)
-            raise ValueError(f"MotionVAE needs context (B={z.shape[0]}, {c}, ...), got {got}")
-        if frames <= c:
-            raise ValueError(f"frames ({frames}) must exceed condition_frames ({c})")
         if context_features is None:
             context_features = self.encode(context[:, -1:])
         inputs = torch.cat([z, context_features[:, -1]], 1)[:, None]

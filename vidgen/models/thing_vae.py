@@ -251,13 +251,8 @@ class ThingMotionVAE(VAEModule):
         """Clips ``(B, frames, C, H, W)``: ``context`` ``(B, c, C, H, W)``, then its last frame
         with each thing pasted along z's trajectory (no changes past z's steps).
         ``context_features`` are not used."""
-        frames = self.check_z(z, frames)
+        frames = self.check_context(z, frames, context)
         c = self.condition_frames
-        if context is None or context.shape[1] != c or context.shape[0] != z.shape[0]:
-            got = None if context is None else tuple(context.shape)
-            raise ValueError(f"ThingMotionVAE needs context (B={z.shape[0]}, {c}, ...), got {got}")
-        if frames <= c:
-            raise ValueError(f"frames ({frames}) must exceed condition_frames ({c})")
         with fp32(z.device):
             scene = self.scene(context)
             changes = z.float()[:, :, : frames - c]

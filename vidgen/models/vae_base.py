@@ -89,6 +89,20 @@ class VAEModule(VideoModule):
             )
         return frames
 
+    def check_context(self, z: Tensor, frames: int | None, context: Tensor | None) -> int:
+        """:meth:`check_z` for a conditional model's :meth:`decode`, which also needs the
+        clips' ``context`` ``(B, condition_frames, C, H, W)`` and more frames than it: the
+        frame count."""
+        frames = self.check_z(z, frames)
+        c = self.condition_frames
+        if context is None or context.shape[1] != c or context.shape[0] != z.shape[0]:
+            got = None if context is None else tuple(context.shape)
+            name = type(self).__name__
+            raise ValueError(f"{name} needs context (B={z.shape[0]}, {c}, ...), got {got}")
+        if frames <= c:
+            raise ValueError(f"frames ({frames}) must exceed condition_frames ({c})")
+        return frames
+
     def posterior(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip), each ``(B, *z_shape)``."""
         self.check_video(video)

@@ -19,8 +19,9 @@ What it runs (``python benchmarks/<command>``) and what each writes, under
 - ``vae_heads.py``: the paper's VAE heads and the decoder's use of z (``vae_heads``; ~15 min)
 - ``compare_vaes.py --steps 300``: the paper's VAE vs vidgen's (``vae_compare``,
   ``docs/vae_samples.png``)
-- ``sampled_futures.py --max-steps 96``: the MotionVAE's and the ThingMotionVAE's sampled
-  futures against the deterministic predictor and the baselines, their wholeness
+- ``sampled_futures.py --max-steps 96 --full vae_things_demo.yaml``: the MotionVAE's (96
+  steps) and the ThingMotionVAE's (its 960) sampled futures against the deterministic
+  predictor (96 steps) and the baselines, their wholeness
   (``sampled_futures``, ``docs/futures_demo.png``, ``docs/futures_things.png``; ~50 min)
 - ``throughput.py``: frames/s of every packaged config and setting (``throughput_cpu``; ~25 min)
 - ``bench_ucf101.py``: the UCF101 pipeline vs torchvision's (``ucf101_cpu``; needs TorchCodec
@@ -77,7 +78,7 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
         ("benchmarks/results/vae_compare", "docs/vae_samples.png"),
     ),
     (
-        ["sampled_futures.py", "--max-steps", "96"],
+        ["sampled_futures.py", "--max-steps", "96", "--full", "vae_things_demo.yaml"],
         ("benchmarks/results/sampled_futures", "docs/futures_demo.png", "docs/futures_things.png"),
     ),
     (["throughput.py"], ("benchmarks/results/throughput_cpu",)),

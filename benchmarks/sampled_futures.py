@@ -16,6 +16,7 @@ come from ``predictors_shapes_textured.json`` (``compare_predictors.py``) where 
 
     python benchmarks/sampled_futures.py           # the configs' budgets and test clips
     python benchmarks/sampled_futures.py --max-steps 96  # each model at most 96 steps
+    python benchmarks/sampled_futures.py --max-steps 96 --full vae_things_demo.yaml  # but it
     python benchmarks/sampled_futures.py --quick   # a smoke run: 24 training steps, 32 clips
 
 Writes ``benchmarks/results/sampled_futures.{md,json}`` (a section per VAE) and each VAE's
@@ -342,19 +343,29 @@ def main() -> None:
         help="train each model at most this many optimiser steps (default: the configs' "
         "epochs), for machines where the configs' budgets take too long",
     )
+    parser.add_argument(
+        "--full",
+        action="append",
+        default=[],
+        choices=[PREDICTOR, *FIGURES],
+        help="a config trained at its own budget despite --max-steps (repeatable)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = results_dir(args.quick)
     root = folder / "run" if args.quick else Path("runs")
+    def cap(config: str) -> int | None:
+        return None if config in args.full else args.max_steps
+
     predictor, predictor_setup = fit_model(
-        PREDICTOR, root / "sampled_futures_predictor", args.quick, args.max_steps
+        PREDICTOR, root / "sampled_futures_predictor", args.quick, cap(PREDICTOR)
     )
     predictor_setup.pop("data")
     batches = QUICK_BATCHES if args.quick else None
     results, setup, simvp = {}, {"quick": args.quick}, simvp_rows()
     for config, figure_name in FIGURES.items():
         run = root / f"sampled_futures_{Path(config).stem}"
-        vae, vae_setup = fit_model(config, run, args.quick, args.max_steps)
+        vae, vae_setup = fit_model(config, run, args.quick, cap(config))
         loader = vae_setup.pop("data").test_dataloader()
         torch.manual_seed(0)
         results[config], shown = evaluate(vae, predictor, loader, batches)

@@ -1,12 +1,14 @@
-"""The affinity prior: its covariance, its closed-form KL and its samples."""
+"""The affinity prior: its covariance, its closed-form KL and its samples; the Laplace prior's
+closed-form KL and draws."""
 
 from __future__ import annotations
 
 import torch
-from torch.distributions import MultivariateNormal
+from torch.distributions import Laplace, MultivariateNormal, Normal
 from torch.distributions import kl_divergence as torch_kl
 
 from vidgen.models import kl_divergence
+from vidgen.models.laplace import laplace_from_normal, laplace_kl
 from vidgen.models.priors import affinity_scale_tril, correlated_kl, sample_correlated
 
 
@@ -53,3 +55,19 @@ def test_correlated_samples_have_the_prior_covariance():
     z = sample_correlated(eps, scale_tril.expand(20000, 16, 16)).flatten(1)
     empirical = z.T @ z / len(z)
     assert torch.allclose(empirical, (scale_tril @ scale_tril.transpose(1, 2))[0], atol=0.04)
+
+
+def test_the_laplace_kl_is_exact_and_its_draws_are_laplace():
+    mu, logvar = torch.tensor([0.0, 0.3, -1.2]), torch.tensor([-6.0, -1.0, 0.5])
+    mean, scale = torch.tensor([0.0, -0.2, 0.4]), torch.tensor([0.05, 0.5, 2.0])
+    q, p = Normal(mu, (0.5 * logvar).exp()), Laplace(mean, scale)
+    torch.manual_seed(0)
+    x = q.sample(torch.Size([400000]))
+    monte_carlo = (q.log_prob(x) - p.log_prob(x)).mean(0)
+    assert torch.allclose(laplace_kl(mu, logvar, mean, scale), monte_carlo, rtol=0.02, atol=0.01)
+    draws = laplace_from_normal(torch.randn(400000, generator=torch.Generator().manual_seed(0)))
+    assert abs(draws.mean()) < 0.01 and abs(draws.abs().mean() - 1) < 0.01  # E|x| = scale
+    assert abs(draws.var() - 2) < 0.03  # var = 2 scale^2
+    assert torch.isfinite(laplace_from_normal(torch.tensor([-40.0, 0.0, 40.0]))).all()
+    eps = torch.linspace(-3, 3, 13)
+    assert (laplace_from_normal(eps).diff() > 0).all()  # monotone

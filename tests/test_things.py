@@ -1,6 +1,7 @@
 """Things over a flat background: segmentation into one-colour pieces, whole-pixel shifts,
 template tracking through a bounce, pasting that keeps things whole, the steadiest
-sub-pixel path through whole-pixel offsets."""
+sub-pixel path through whole-pixel offsets (bounced off walls, through unseen frames),
+sub-pixel centres and the lines through them, things completed where another covers them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import torch
 
 from vidgen.models.things import (
     MARGIN,
+    centres,
     context_offsets,
+    fold,
     follow,
+    line_fit,
+    one_run,
     paste,
     shift,
     thing_masks,
     track,
+    unfold,
+    unhide,
 )
 
 S = 32
@@ -130,3 +137,91 @@ def test_follow_rounds_to_the_offsets_and_changes_velocity_rarely():
     assert torch.equal(positions.round(), torch.tensor(xs))
     assert (velocities[:4] == 2).all() and (velocities[4:] < -1.5).all()
     assert ((positions - positions.round()).abs() <= 0.5 - MARGIN + 1e-6).all()
+
+
+def disc(colour: tuple[float, float, float], y: float, x: float, radius: float) -> torch.Tensor:
+    """A black ``(3, S, S)`` frame with a hard-edged disc centred at sub-pixel ``(y, x)``."""
+    rows, cols = torch.meshgrid(torch.arange(S) + 0.5, torch.arange(S) + 0.5, indexing="ij")
+    inside = (rows - y).pow(2) + (cols - x).pow(2) <= radius**2
+    return inside * torch.tensor(colour)[:, None, None]
+
+
+def test_centres_of_hard_edges_give_a_sub_pixel_speed_and_distrust_a_covered_thing():
+    speed = (0.7, -1.37)  # between whole pixels on both axes
+    clip = torch.stack([disc(RED, 9.2 + speed[0] * t, 24.6 + speed[1] * t, 4.3) for t in range(4)])
+    clip = clip[None]
+    masks = thing_masks(clip[:, -1], 1, 4)
+    offsets = context_offsets(clip, masks, 4.0)
+    seen, trusted = centres(clip[:, -1], masks, clip, offsets)
+    assert trusted.all() and torch.equal(seen[0, 0, -1], torch.zeros(2))
+    slope, at_last, fitted = line_fit(seen, torch.ones_like(seen), 3)
+    assert fitted.all() and torch.allclose(slope[0, 0], torch.tensor(speed), atol=0.1)
+    assert at_last[0, 0].abs().max() < 0.5  # the fitted centre lies near the drawn one
+    whole = offsets.diff(dim=2).mean(2)[0, 0]  # what whole-pixel offsets tell
+    truth = torch.tensor(speed)
+    assert (slope[0, 0] - truth).abs().sum() < (whole - truth).abs().sum()
+    covered = clip.clone()
+    covered[0, 1, :, :, :22] = 0  # most of the disc hidden in the second frame
+    seen, trusted = centres(covered[:, -1], masks, covered, offsets)
+    assert trusted[0, 0].tolist() == [True, False, True, True]
+
+
+def test_one_run_ends_before_a_turn_and_line_fit_needs_two_steps():
+    def run(xs: list[float]) -> list[float]:
+        offsets = torch.stack([torch.zeros(len(xs)), torch.tensor(xs)], -1)[None, None]
+        flags = one_run(offsets)[0, 0]
+        assert flags[:, 0].all()  # no motion in y: one run
+        return flags[:, 1].tolist()
+
+    assert run([0.0, 2, 4, 6]) == [1, 1, 1, 1]
+    assert run([0.0, 2, 4, 3, 1]) == [1, 1, 0, 0, 0]  # 4 may lie past the turn
+    assert run([0.0, 0, -1, -3, -2]) == [1, 1, 1, 0, 0]
+    positions = torch.tensor([[0.0, 0.0], [1.0, -2.0], [2.0, -4.0], [9.0, 9.0]])[None, None]
+    weights = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])[None, None]
+    slope, value, fitted = line_fit(positions, weights, 3)
+    assert fitted[0, 0].tolist() == [True, True]
+    assert torch.allclose(slope[0, 0], torch.tensor([1.0, -2.0]))
+    assert torch.allclose(value[0, 0], torch.tensor([3.0, -6.0]))
+    _, _, fitted = line_fit(positions, weights * torch.tensor([1.0, 0.0]), 3)
+    assert fitted[0, 0].tolist() == [True, False]
+
+
+def test_fold_bounces_between_walls_and_unfold_inverts_it():
+    low, high = torch.tensor(0.0), torch.tensor(10.0)
+    folded, direction = fold(torch.tensor([-1.0, 0.0, 3.0, 11.0, 21.0, 31.0]), low, high)
+    assert torch.allclose(folded, torch.tensor([1.0, 0.0, 3.0, 9.0, 1.0, 9.0]))
+    assert direction.tolist() == [-1, 1, 1, -1, 1, -1]
+    flights = torch.tensor([-3.5, 2.0, 8.0, 12.5, 17.0, 26.0])
+    back = unfold(fold(flights, low, high)[0], flights + 0.8, low, high)
+    assert torch.allclose(back, flights)
+
+
+def test_follow_flies_through_bounces_off_walls_and_unseen_frames():
+    xs = [2.0, 4, 6, 6, 4, 2, float("nan"), -2]  # 2 px a step, a wall at 7, one frame unseen
+    offsets = torch.stack([torch.zeros(len(xs)), torch.tensor(xs)], -1)[None, None]
+    walls = (torch.tensor([[[-100.0, -20.0]]]), torch.tensor([[[100.0, 7.0]]]))
+    velocities, positions = follow(
+        offsets, torch.zeros(1, 1, 2), torch.tensor([[[0.0, 2.0]]]), walls=walls
+    )
+    assert torch.allclose(velocities[0, 0, :, 1], torch.full((8,), 2.0))  # no change at all
+    assert torch.allclose(positions[0, 0, :, 1], torch.arange(2.0, 17.0, 2.0))
+    drawn, _ = fold(positions, *(w[:, :, None] for w in walls))
+    seen = ~offsets.isnan()
+    assert torch.equal(drawn.round()[seen], offsets[seen])
+
+
+def test_a_covered_thing_is_cut_whole_from_an_earlier_frame_and_pasted_whole():
+    red_xs, green_xs = [4, 6, 8, 10], [22, 19, 16, 13]  # green slides over red's right half
+    frames = torch.stack(
+        [scene((RED, 8, r, 6), (GREEN, 6, g, 8)) for r, g in zip(red_xs, green_xs, strict=True)]
+    )[None]
+    masks = thing_masks(frames[:, -1], 2, 4)
+    assert masks[0].flatten(1).sum(1).tolist() == [64, 18]  # 3 of red's 6 columns show
+    offsets = context_offsets(frames, masks, 4.0)
+    whole = unhide(frames, masks, offsets)
+    want = torch.zeros(S, S, dtype=torch.bool)
+    want[8:14, 10:16] = True
+    assert torch.equal(whole[0, 1], want) and torch.equal(whole[0, 0], masks[0, 0])
+    moved = paste(frames[:, -1], masks, torch.tensor([[[[0.0, 9.0]], [[0.0, -8.0]]]]), whole)
+    is_red = (moved[0, 0] == torch.tensor(RED)[:, None, None]).all(0)
+    assert torch.equal(is_red, shift(want, torch.tensor([0, -8])))  # the whole red square

@@ -2,26 +2,38 @@
 
 For scenes of one-colour things over a flat background (the embedded shapes data), a future is
 the last context frame with its things moved: each thing is cut out of that frame
-(:func:`~vidgen.models.things.thing_masks`) and pasted at a whole-pixel offset per generated
-step (:func:`~vidgen.models.things.paste`), so it keeps its outline and size exactly. The
-latent says where the things go:
+(:func:`~vidgen.models.things.thing_masks`; one that another covers there is completed from
+the context frame that shows the most of it, :func:`~vidgen.models.things.unhide`, and drawn
+under it) and pasted at a whole-pixel offset per generated step
+(:func:`~vidgen.models.things.paste`), so it keeps its outline and size exactly. The latent
+says where the things go:
 
 - **z is each thing's change of velocity.** ``z[k, t]`` (pixels a step, down and right) is
   thing k's change of velocity at generated step t: ``velocity_t = velocity_{t-1} + z_t``
-  from the velocity seen in the context, and the offset at step t is the thing's sub-pixel
-  position there (its sub-pixel position in the last context frame plus the velocities so
-  far) rounded to whole pixels. Both start from the thing's steadiest path through the context
-  (:func:`~vidgen.models.things.follow`): a speed between whole pixels goes on steadily.
-- **The posterior is the motion seen.** Its mean is the changes of the steadiest path through
-  each thing's tracked offsets (:func:`~vidgen.models.things.track`), which it reproduces
-  exactly: z is zero but where the motion changes (a bounce, a correction of the speed read
-  off the context); its spread a fixed twentieth of a pixel. Posterior and decoder have no
-  parameters.
-- **The prior is learned, step by step.** ``p(z_t | state_t)`` is a Gaussian whose mean an MLP
-  gives from the thing's state at that step (its box, velocity, the speed it showed in the
-  context and its area) and whose spread it gives per axis: it can learn that things bounce
-  off the borders and keep their speed. Training fits it to the tracked motion (the KL term,
-  with the states of the posterior's trajectory); sampling rolls it forward from the context.
+  from the velocity seen in the context. The velocities add up to a free flight from the
+  thing's sub-pixel position in the last context frame; the flight bounced off the frame's
+  borders (:func:`~vidgen.models.things.fold`, the walls where the thing's box meets them) and
+  rounded to whole pixels is where it is drawn. Position and velocity come from a line
+  through the thing's sub-pixel centres in the context frames since its last turn
+  (:func:`~vidgen.models.things.centres`, :func:`~vidgen.models.things.line_fit`): hard edges
+  drawn from a sub-pixel position tell it to a fraction of a pixel, where whole-pixel offsets
+  tell a third of a pixel a step.
+- **The posterior is the motion seen.** Its mean is the changes of the steadiest free flight
+  whose bounced path stays within a fraction of a pixel of each thing's centres in the clip's
+  generated frames (:func:`~vidgen.models.things.follow`; where a thing is covered the flight
+  goes on), starting at the speed of a line through them: z is zero but where the motion
+  changes beyond a bounce off a border; its spread a fixed fiftieth of a pixel. Posterior
+  and decoder have no parameters.
+- **The prior is learned, step by step.** ``p(z_t | state_t)`` is a Laplace distribution per
+  axis whose mean and scale an MLP gives from the thing's state at that step (its box, how far
+  it would pass each border a step on, its velocity, the speed it showed in the context, its
+  area, whether this is the first step); Laplace (:mod:`vidgen.models.laplace`), so that the
+  rare large changes the posterior shows (a tracking slip) do not widen it for the many
+  steps with none. Untrained it keeps each velocity (bounces come from the walls); it learns
+  how sure the context's speed is, how far a bounce strays from the walls' and any motion
+  they do not explain (a thing that slows down). Training fits it to the tracked motion (the
+  KL term, with the states of the posterior's trajectory); sampling rolls it forward from the
+  context.
 """
 
 from __future__ import annotations
@@ -35,26 +47,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgen.models.base import adam
+from vidgen.models.laplace import laplace_from_normal, laplace_kl
 from vidgen.models.motion_predictor import fp32
 from vidgen.models.things import (
     boxes,
+    centres,
     context_offsets,
     first_run_velocity,
+    fold,
     follow,
+    line_fit,
+    one_run,
     paste,
     thing_masks,
     track,
+    unhide,
 )
 from vidgen.models.vae_base import VAEModule
 from vidgen.wholeness import MIN_AREA
 
-POSTERIOR_SPREAD = 0.05
+POSTERIOR_SPREAD = 0.02
 """The posterior's spread around the motion seen, pixels a step. The KL term keeps the prior's
-spread above it: a larger one would make every sampled future drift (its velocity a random
-walk of at least this step)."""
+scale near it: a larger one would make every sampled future drift (its velocity a random walk
+of at least this step)."""
 POSTERIOR_LOGVAR = 2 * math.log(POSTERIOR_SPREAD)
-SIGMA_FLOOR = POSTERIOR_SPREAD
-"""The prior's smallest spread, pixels a step."""
+POSTERIOR_MARGIN = 0.1
+"""How far inside the pixel around a thing's centre the posterior's path moves where it would
+stray (:func:`~vidgen.models.things.follow`): 0.4 px of slack for the centres' jitter of a
+drawn row more or less."""
+SCALE_FLOOR = POSTERIOR_SPREAD
+"""The prior's smallest scale, pixels a step."""
 Z_DIM = inspect.signature(VAEModule.__init__).parameters["z_dim"].default
 """VAEModule's default ``z_dim``: the only value accepted (the CLI passes it on), and unused."""
 STATE = 14
@@ -66,16 +88,22 @@ class Scene(NamedTuple):
     """The things of a context: masks ``(B, K, H, W)`` in its last frame, ``present``
     ``(B, K)`` (non-empty slots), ``box`` ``(B, K, 4)`` (top, left, bottom, right in frame
     fractions), ``area`` ``(B, K)`` (frame fraction), ``velocity`` ``(B, K, 2)`` (pixels a
-    step at the last frame) and ``phase`` ``(B, K, 2)`` (sub-pixel position there, within half
-    a pixel of where the thing is drawn), both of its steadiest path through the context
-    (:func:`~vidgen.models.things.follow`)."""
+    step at the last frame) and ``phase`` ``(B, K, 2)`` (sub-pixel position there, pixels from
+    the centre of the thing's drawn pixels), both of the line through its centres in the
+    context since its last turn (its steadiest path through its whole-pixel offsets,
+    :func:`~vidgen.models.things.follow`, where no centres are trusted), and ``low`` and
+    ``high`` ``(B, K, 2)``: the positions at which its box meets the frame's borders, the
+    walls it bounces off."""
 
     masks: Tensor
+    whole: Tensor
     present: Tensor
     box: Tensor
     area: Tensor
     velocity: Tensor
     phase: Tensor
+    low: Tensor
+    high: Tensor
 
 
 class ThingMotionVAE(VAEModule):
@@ -161,15 +189,28 @@ class ThingMotionVAE(VAEModule):
         size = context.shape[-1]
         masks = thing_masks(context[:, -1], self.things, MIN_AREA)
         offsets = context_offsets(context, masks, self.max_speed)
+        whole = unhide(context, masks, offsets)
+        hidden = (whole.flatten(2).sum(2) - masks.flatten(2).sum(2)).clamp(min=0)
+        order = hidden.argsort(dim=1, descending=True, stable=True)  # the covered ones drawn first
+        masks, whole = (m.gather(1, order[..., None, None].expand_as(m)) for m in (masks, whole))
+        offsets = offsets.gather(1, order[..., None, None].expand_as(offsets))
         start = offsets[:, :, 1] - offsets[:, :, 0]  # condition_frames >= 2
         velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
+        seen, trusted = centres(context[:, -1], masks, context, offsets)
+        last_run = one_run(offsets.flip(2)).flip(2)
+        slope, phase, fitted = line_fit(seen, last_run * trusted[..., None], c - 1)
+        phase = torch.where(fitted, phase, position[:, :, -1])
+        box = boxes(whole).float()
         return Scene(
             masks=masks,
+            whole=whole,
             present=masks.flatten(2).any(2),
-            box=boxes(masks).float() / size,
-            area=masks.flatten(2).float().mean(2),
-            velocity=velocity[:, :, -1],
-            phase=position[:, :, -1],
+            box=box / size,
+            area=whole.flatten(2).float().mean(2),
+            velocity=torch.where(fitted, slope, velocity[:, :, -1]),
+            phase=phase,
+            low=phase - box[..., :2],
+            high=phase + size - box[..., 2:],
         )
 
     @staticmethod
@@ -180,14 +221,25 @@ class ThingMotionVAE(VAEModule):
         velocity = scene.velocity[:, :, None] + changes.cumsum(2)
         return velocity, scene.phase[:, :, None] + velocity.cumsum(2)
 
+    @staticmethod
+    def drawn(scene: Scene, velocity: Tensor, position: Tensor) -> tuple[Tensor, Tensor]:
+        """Free-flight ``velocity`` and ``position`` ``(B, K, ..., 2)`` as drawn: bounced off
+        the frame's borders (:func:`~vidgen.models.things.fold`), the velocity turned with
+        it."""
+        extra = (1,) * (position.ndim - 3)
+        low = scene.low.view(*scene.low.shape[:2], *extra, 2)
+        high = scene.high.view(*scene.high.shape[:2], *extra, 2)
+        folded, direction = fold(position, low, high)
+        return velocity * direction, folded
+
     def state(self, scene: Scene, velocity: Tensor, offset: Tensor, first: Tensor) -> Tensor:
         """The prior's input ``(B, K, ..., STATE)`` for things drawn at ``offset`` (whole
         pixels from the last context frame) moving at ``velocity`` (both ``(B, K, ..., 2)``):
         the box, in frame fractions from -1 to 1; how far the box a step on would lie outside
         the frame past each side (a bounce is due there: it turns that overshoot back), the
         velocity and the context's speed, in units of ``max_speed``; the area fraction;
-        ``first``, 1 at the first generated step, where the speed read off a few whole-pixel
-        steps of the context is corrected (broadcast to ``(B, K, ..., 1)``)."""
+        ``first``, 1 at the first generated step, where the speed read off the context is
+        corrected (broadcast to ``(B, K, ..., 1)``)."""
         lead = velocity.shape[:-1]
         extra = (1,) * (velocity.ndim - 3)
         box = scene.box.view(*scene.box.shape[:2], *extra, 4) * self.image_size
@@ -207,23 +259,25 @@ class ThingMotionVAE(VAEModule):
         return torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
 
     def prior(self, state: Tensor) -> tuple[Tensor, Tensor]:
-        """The prior's mean change of velocity and its spread per axis, each ``(..., 2)``,
-        pixels a step, at ``state``: a thing in free flight keeps its velocity to a fraction
-        of a pixel, one at a border may bounce (the spread at least ``SIGMA_FLOOR``)."""
-        mean, spread = self.prior_net(state).chunk(2, -1)
-        return mean * self.max_speed, SIGMA_FLOOR + F.softplus(spread)
+        """The prior's Laplace distribution of the change of velocity per axis at ``state``:
+        its mean and scale, each ``(..., 2)``, pixels a step (the scale at least
+        ``SCALE_FLOOR``)."""
+        mean, scale = self.prior_net(state).chunk(2, -1)
+        return mean * self.max_speed, SCALE_FLOOR + F.softplus(scale)
 
     # --- posterior, decoder, prior ------------------------------------------------------------
 
     def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity of
-        each thing's steadiest path through its tracked offsets in the clip's generated frames
-        (:func:`~vidgen.models.things.follow`, from the context's sub-pixel position at the
-        mean speed of the thing's first run after the context,
-        :func:`~vidgen.models.things.first_run_velocity`): decoded, it gives the tracked
-        offsets exactly. The first step's change corrects the speed read off the context; the
-        later ones are zero until the motion changes (``features`` are not used). Past the
-        clip's end the changes are zero."""
+        each thing's steadiest free flight whose path bounced off the walls stays within
+        ``0.5 - POSTERIOR_MARGIN`` px of its centres in the clip's generated frames
+        (:func:`~vidgen.models.things.follow`; the thing tracked by template matching,
+        :func:`~vidgen.models.things.track`, its centre where it is not covered,
+        :func:`~vidgen.models.things.centres`; where it is, the flight goes on). The flight
+        starts at the context's sub-pixel position with the slope of a line through the
+        centres of its first run: the first step's change corrects the speed read off the
+        context, the later ones are zero until the motion changes beyond a bounce
+        (``features`` are not used). Past the clip's end the changes are zero."""
         c, steps = self.condition_frames, self.z_shape[1]
         with fp32(video.device):
             scene = self.scene(video[:, :c])
@@ -235,7 +289,15 @@ class ThingMotionVAE(VAEModule):
                 scene.velocity,
                 math.ceil(2 * self.max_speed),
             )
-            steady, _ = follow(offsets, scene.phase, first_run_velocity(offsets))
+            seen, trusted = centres(video[:, c - 1].float(), scene.masks, future, offsets)
+            targets = torch.where(trusted[..., None], seen, float("nan"))
+            walls = (scene.low, scene.high)
+            _, flight = follow(targets, scene.phase, scene.velocity, 0.5, walls)  # unfolded
+            since = F.pad(flight, (0, 0, 1, 0))
+            weight = one_run(since) * F.pad(trusted, (1, 0), value=True)[..., None]
+            slope, _, fitted = line_fit(since, weight, 0)
+            speed = torch.where(fitted, slope, first_run_velocity(flight))
+            steady, _ = follow(targets, scene.phase, speed, POSTERIOR_MARGIN, walls)
             velocity = torch.cat([scene.velocity[:, :, None], steady], 2)
             changes = velocity.diff(dim=2) * scene.present[:, :, None, None]
             mu = F.pad(changes, (0, 0, 0, steps - changes.shape[2]))
@@ -257,8 +319,8 @@ class ThingMotionVAE(VAEModule):
             scene = self.scene(context)
             changes = z.float()[:, :, : frames - c]
             changes = F.pad(changes, (0, 0, 0, frames - c - changes.shape[2]))
-            _, position = self.trajectory(scene, changes)
-            generated = paste(context[:, -1].float(), scene.masks, position.round())
+            _, position = self.drawn(scene, *self.trajectory(scene, changes))
+            generated = paste(context[:, -1].float(), scene.masks, position.round(), scene.whole)
         return torch.cat([context, generated.to(context.dtype)], 1)
 
     def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
@@ -270,15 +332,12 @@ class ThingMotionVAE(VAEModule):
             mu, logvar = mu.float(), logvar.float()
             velocity, position = self.trajectory(scene, mu)
             before = torch.cat([scene.velocity[:, :, None], velocity[:, :, :-1]], 2)
-            at = torch.cat([scene.phase[:, :, None], position[:, :, :-1]], 2).round()
+            at = torch.cat([scene.phase[:, :, None], position[:, :, :-1]], 2)
+            before, at = self.drawn(scene, before, at)
+            at = at.round()
             first = (torch.arange(mu.shape[2], device=mu.device) == 0).float()[:, None]
-            mean, sigma = self.prior(self.state(scene, before, at, first))
-            terms = (
-                sigma.log()
-                - 0.5 * logvar
-                + (logvar.exp() + (mu - mean).pow(2)) / (2 * sigma.pow(2))
-                - 0.5
-            )
+            mean, scale = self.prior(self.state(scene, before, at, first))
+            terms = laplace_kl(mu, logvar, mean, scale)
             return (terms.sum((2, 3)) * scene.present).sum(1).mean()
 
     def correlate(self, eps: Tensor, context: Tensor | None) -> Tensor:
@@ -291,8 +350,10 @@ class ThingMotionVAE(VAEModule):
             changes = []
             for t in range(eps.shape[2]):
                 first = torch.full((1,), float(t == 0), device=velocity.device)
-                mean, sigma = self.prior(self.state(scene, velocity, position.round(), first))
-                change = (mean + sigma * eps[:, :, t].float()) * scene.present[..., None]
+                drawn_velocity, at = self.drawn(scene, velocity, position)
+                mean, scale = self.prior(self.state(scene, drawn_velocity, at.round(), first))
+                draw = laplace_from_normal(eps[:, :, t].float())
+                change = (mean + scale * draw) * scene.present[..., None]
                 velocity = velocity + change
                 position = position + velocity
                 changes.append(change)

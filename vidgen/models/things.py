@@ -195,27 +195,64 @@ MARGIN = 0.25
 a position on a pixel's edge would need another change a step later."""
 
 
+def fold(positions: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
+    """``positions`` bounced between ``low`` and ``high`` per axis (a ball between two walls:
+    a free flight past a wall comes back mirrored), and each one's direction, 1 or -1: the
+    sign a positive velocity has there. All broadcast to one shape."""
+    span = (high - low).clamp(min=1e-6)
+    lap = torch.remainder(positions - low, 2 * span)
+    back = lap > span
+    return low + torch.where(back, 2 * span - lap, lap), 1 - 2 * back.to(positions.dtype)
+
+
+def unfold(targets: Tensor, guess: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """The free-flight position nearest ``guess`` that :func:`fold` bounces to ``targets``
+    (between ``low`` and ``high``), per axis."""
+    period = 2 * (high - low).clamp(min=1e-6)
+    ahead = targets + torch.round((guess - targets) / period) * period
+    mirrored = 2 * low - targets
+    mirrored = mirrored + torch.round((guess - mirrored) / period) * period
+    return torch.where((ahead - guess).abs() <= (mirrored - guess).abs(), ahead, mirrored)
+
+
 def follow(
-    offsets: Tensor, position: Tensor, velocity: Tensor, margin: float = MARGIN
+    offsets: Tensor,
+    position: Tensor,
+    velocity: Tensor,
+    margin: float = MARGIN,
+    walls: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Sub-pixel positions and velocities ``(B, K, N, 2)`` that round to the whole-pixel
-    ``offsets`` ``(B, K, N, 2)`` and change velocity as rarely and as little as they can.
+    """Sub-pixel positions and velocities ``(B, K, N, 2)`` that round to the (whole-pixel or
+    sub-pixel) ``offsets`` ``(B, K, N, 2)`` and change velocity as rarely and as little as
+    they can.
 
     From ``position`` and ``velocity`` ``(B, K, 2)``, each step goes on at the last velocity;
     where that would round to another pixel than the tracked one, the position moves just far
     enough into it (``margin`` inside its edge), and the velocity with it. A speed between
     whole pixels (whole-pixel steps 1, 2, 1, 2) becomes a steady 1.5 after a correction or
-    two; a bounce is one large change.
+    two. Without ``walls`` a bounce is one large change; with ``walls`` ``(low, high)``
+    ``(B, K, 2)`` the path is a free flight whose :func:`fold` between them rounds to the
+    offsets, and a bounce off them needs no change at all. Where an offset is NaN (not seen)
+    the path goes on unchanged.
     """
     positions, velocities = [], []
     for t in range(offsets.shape[2]):
-        target = offsets[:, :, t]
         guess = position + velocity
+        target = offsets[:, :, t] if walls is None else unfold(offsets[:, :, t], guess, *walls)
         moved = torch.minimum(torch.maximum(guess, target - 0.5 + margin), target + 0.5 - margin)
+        moved = torch.where(target.isnan(), guess, moved)
         velocity, position = moved - position, moved
         positions.append(position)
         velocities.append(velocity)
     return torch.stack(velocities, 2), torch.stack(positions, 2)
+
+
+def first_run(steps: Tensor) -> Tensor:
+    """``(B, K, T, 2)``, per axis: 1 on the first run of ``steps`` ``(B, K, T, 2)`` in one
+    direction (zero steps included), 0 from its first change of direction on."""
+    moved = (steps != 0).float().argmax(2, keepdim=True)  # the first step that moved
+    direction = steps.gather(2, moved).sign()
+    return (steps * direction >= 0).float().cumprod(2)
 
 
 def first_run_velocity(offsets: Tensor) -> Tensor:
@@ -223,23 +260,145 @@ def first_run_velocity(offsets: Tensor) -> Tensor:
     0 before the first) until its first change of direction, per axis: the mean step of that
     run, the speed it kept after its last known position better than any one step shows."""
     steps = offsets.diff(dim=2, prepend=torch.zeros_like(offsets[:, :, :1]))
-    moved = (steps != 0).float().argmax(2, keepdim=True)  # the first step that moved
-    direction = steps.gather(2, moved).sign()
-    run = (steps * direction >= 0).float().cumprod(2)
+    run = first_run(steps)
     return (steps * run).sum(2) / run.sum(2)
 
 
-def paste(last: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:
+NEAR = 2
+"""How far (pixels) from a thing's whole-pixel place :func:`centres` looks for its pixels."""
+AREA_CHANGE = 0.2
+"""A thing seen with its area changed by more than this fraction is partly covered or out of
+the frame: its centre there is not trusted."""
+
+
+def colours(template: Tensor, masks: Tensor) -> Tensor:
+    """Each thing's mean colour ``(B, K, C)`` over its mask ``(B, K, H, W)`` in ``template``
+    ``(B, C, H, W)`` (0 for an empty one)."""
+    weight = masks.float()
+    area = weight.sum((-2, -1)).clamp(min=1)[..., None]
+    return torch.einsum("bkhw,bchw->bkc", weight, template.float()) / area
+
+
+def seen_pixels(
+    template: Tensor, masks: Tensor, frames: Tensor, offsets: Tensor, threshold: float = THRESHOLD
+) -> Tensor:
+    """Boolean ``(B, K, T, H, W)``: each thing's pixels in each of ``frames``
+    ``(B, T, C, H, W)``: those of its colour (its mean over its mask ``(B, K, H, W)`` in
+    ``template`` ``(B, C, H, W)``, within ``threshold`` in every channel) within ``NEAR``
+    pixels of its mask moved by its whole-pixel ``offsets`` ``(B, K, T, 2)``."""
+    b, k, h, w = masks.shape
+    t = frames.shape[1]
+    colour = colours(template, masks)
+    moved = shift(masks[:, :, None].expand(b, k, t, h, w), offsets).float()
+    near = F.max_pool2d(moved.view(-1, 1, h, w), 2 * NEAR + 1, 1, NEAR).view(b, k, t, h, w) > 0
+    alike = (frames.float()[:, None] - colour[:, :, None, :, None, None]).abs().amax(3) <= threshold
+    return near & alike
+
+
+def centres(
+    template: Tensor, masks: Tensor, frames: Tensor, offsets: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Each thing's sub-pixel centre ``(B, K, T, 2)`` in each of ``frames`` ``(B, T, C, H, W)``,
+    relative to its centre where its mask ``(B, K, H, W)`` lies in ``template``
+    ``(B, C, H, W)``, and whether it is trusted ``(B, K, T)``.
+
+    The centre is the mean position of the thing's pixels (:func:`seen_pixels`, near its
+    whole-pixel ``offsets`` ``(B, K, T, 2)``). A thing drawn with hard edges from a sub-pixel
+    position has its drawn pixels' centre within a fraction of a pixel of its true one, so a
+    line through a few centres gives its speed far better than whole-pixel offsets. Not
+    trusted where its area changed by more than ``AREA_CHANGE`` (covered, leaving).
+    """
+    h, w = masks.shape[-2:]
+    weight = masks.float()
+    area = weight.sum((-2, -1))  # (B, K)
+    seen = seen_pixels(template, masks, frames, offsets).float()
+    count = seen.sum((-2, -1))
+    rows = torch.arange(h, device=masks.device, dtype=torch.float32)
+    cols = torch.arange(w, device=masks.device, dtype=torch.float32)
+
+    def centre(pixels: Tensor, total: Tensor) -> Tensor:
+        y = (pixels.sum(-1) * rows).sum(-1) / total.clamp(min=1)
+        x = (pixels.sum(-2) * cols).sum(-1) / total.clamp(min=1)
+        return torch.stack([y, x], -1)
+
+    relative = centre(seen, count) - centre(weight, area)[:, :, None]
+    trusted = (count - area[..., None]).abs() <= AREA_CHANGE * area[..., None]
+    return relative, trusted & (area[..., None] > 0)
+
+
+def unhide(frames: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:
+    """Each thing's whole mask ``(B, K, H, W)`` in the last of ``frames`` ``(B, T, C, H, W)``,
+    where ``masks`` is what shows of it there: where another thing covers more than
+    ``AREA_CHANGE`` of it, its one-colour piece (:func:`one_colour_pieces`; the one holding
+    its pixels near its whole-pixel ``offsets`` ``(B, K, T, 2)``, :func:`seen_pixels`) in the
+    context frame that shows the most of it (the latest of equals), put where it covers what
+    shows of it and no background (of the places within ``NEAR`` of its offset there, the
+    nearest best; a template that shows part of a thing tracks it to a pixel or two)."""
+    b, k, h, w = masks.shape
+    t = frames.shape[1]
+    flat = frames.flatten(0, 1).float()
+    labels = one_colour_pieces(flat, foreground(flat, background_colour(flat)))
+    labels = labels.view(b, 1, t, h, w)
+    seeds = seen_pixels(frames[:, -1], masks, frames, offsets)  # (B, K, T, H, W)
+    label = (labels * seeds).flatten(-2).amax(-1)[..., None, None]  # one of its pieces
+    pieces = (labels == label) & (label > 0)
+    count = pieces.flatten(-2).sum(-1)  # (B, K, T)
+    best = t - 1 - count.flip(2).argmax(2)  # (B, K): the latest of the largest
+    piece = pieces.gather(2, best[:, :, None, None, None].expand(b, k, 1, h, w))[:, :, 0]
+    back = -offsets.gather(2, best[:, :, None, None].expand(b, k, 1, 2))[:, :, 0]
+    last = frames[:, -1].float()
+    empty = ~foreground(last, background_colour(last))[:, None]  # (B, 1, H, W)
+    places = back[:, :, None] + search_offsets(NEAR, masks.device)  # (B, K, D, 2), nearest first
+    d = places.shape[2]
+    moved = shift(piece[:, :, None].expand(b, k, d, h, w), places)
+    wrong = (masks[:, :, None] & ~moved) | (moved & empty[:, :, None])
+    place = wrong.flatten(-2).sum(-1).argmin(2)  # the first of the best: the nearest
+    placed = moved.gather(2, place[:, :, None, None, None].expand(b, k, 1, h, w))[:, :, 0]
+    hidden = count.amax(2) > (1 + AREA_CHANGE) * masks.flatten(-2).sum(-1)
+    return torch.where(hidden[..., None, None], placed, masks)
+
+
+def one_run(offsets: Tensor) -> Tensor:
+    """``(B, K, T, 2)``, per axis: whether each of the whole-pixel ``offsets`` ``(B, K, T, 2)``
+    lies on the first run of steps in one direction (the first offset always; a run that a
+    change of direction ends loses its last offset too, which may lie past the turn)."""
+    run = first_run(offsets.diff(dim=2))  # the first step is always on it
+    return torch.cat([run, run[:, :, -1:]], 2)  # an offset is on it if the step from it is
+
+
+def line_fit(positions: Tensor, weights: Tensor, at: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Least-squares line through ``positions`` ``(B, K, T, 2)`` per axis, over time steps
+    0..T-1 weighted by ``weights`` (same shape): its slope, its value at step ``at``, and
+    whether two or more steps carried weight (else both are 0)."""
+    time = torch.arange(positions.shape[2], device=positions.device, dtype=torch.float32)
+    time = time[:, None]
+    total = weights.sum(2)
+    mean_t = (weights * time).sum(2) / total.clamp(min=1e-9)
+    mean_p = (weights * positions).sum(2) / total.clamp(min=1e-9)
+    spread = (weights * (time - mean_t[:, :, None]).pow(2)).sum(2)
+    fitted = spread > 1e-6
+    slope = (weights * (time - mean_t[:, :, None]) * (positions - mean_p[:, :, None])).sum(2)
+    slope = torch.where(fitted, slope / spread.clamp(min=1e-9), torch.zeros_like(slope))
+    value = torch.where(fitted, mean_p + slope * (at - mean_t), torch.zeros_like(slope))
+    return slope, value, fitted
+
+
+def paste(last: Tensor, masks: Tensor, offsets: Tensor, whole: Tensor | None = None) -> Tensor:
     """Frames ``(B, T, C, H, W)``: ``last`` ``(B, C, H, W)`` with the things' pixels (``masks``
     ``(B, K, H, W)``) lifted off (filled with the background colour) and put down at each
-    step's whole-pixel offset ``offsets`` ``(B, K, T, 2)``; later things cover earlier ones."""
+    step's whole-pixel offset ``offsets`` ``(B, K, T, 2)``; later things cover earlier ones.
+    Where ``whole`` (same shape as ``masks``, default ``masks``) adds pixels another thing
+    covers in ``last`` (:func:`unhide`), they take the thing's mean colour."""
     b, k, t, _ = offsets.shape
     c, h, w = last.shape[1:]
     last = last.float()
+    whole = masks if whole is None else whole
     empty = torch.where(masks.any(1)[:, None], background_colour(last), last)
     out = empty[:, None].repeat(1, t, 1, 1, 1)
-    where = shift(masks[:, :, None].expand(b, k, t, h, w), offsets)
-    pixels = (last[:, None] * masks[:, :, None])[:, :, None].expand(b, k, t, c, h, w)
+    where = shift(whole[:, :, None].expand(b, k, t, h, w), offsets)
+    colour = colours(last, masks)[..., None, None]  # (B, K, C, 1, 1)
+    pixels = torch.where(masks[:, :, None], last[:, None], colour) * whole[:, :, None]
+    pixels = pixels[:, :, None].expand(b, k, t, c, h, w)
     moved = shift(pixels, offsets[:, :, :, None].expand(b, k, t, c, 2))
     for thing in range(k):
         out = torch.where(where[:, thing, :, None], moved[:, thing], out)

@@ -354,6 +354,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = results_dir(args.quick)
     root = folder / "run" if args.quick else Path("runs")
+
     def cap(config: str) -> int | None:
         return None if config in args.full else args.max_steps
 

@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import torch
 
+from vidgen.models.thing_paths import MARGIN, fold, follow, line_fit, one_run, unfold
 from vidgen.models.things import (
-    MARGIN,
     centres,
     context_offsets,
-    fold,
-    follow,
-    line_fit,
-    one_run,
     paste,
     shift,
     thing_masks,
     track,
-    unfold,
     unhide,
 )
 

@@ -12,15 +12,15 @@ says where the things go:
   thing k's change of velocity at generated step t: ``velocity_t = velocity_{t-1} + z_t``
   from the velocity seen in the context. The velocities add up to a free flight from the
   thing's sub-pixel position in the last context frame; the flight bounced off the frame's
-  borders (:func:`~vidgen.models.things.fold`, the walls where the thing's box meets them) and
+  borders (:func:`~vidgen.models.thing_paths.fold`, the walls where the thing's box meets them) and
   rounded to whole pixels is where it is drawn. Position and velocity come from a line
   through the thing's sub-pixel centres in the context frames since its last turn
-  (:func:`~vidgen.models.things.centres`, :func:`~vidgen.models.things.line_fit`): hard edges
+  (:func:`~vidgen.models.things.centres`, :func:`~vidgen.models.thing_paths.line_fit`): hard edges
   drawn from a sub-pixel position tell it to a fraction of a pixel, where whole-pixel offsets
   tell a third of a pixel a step.
 - **The posterior is the motion seen.** Its mean is the changes of the steadiest free flight
   whose bounced path stays within a fraction of a pixel of each thing's centres in the clip's
-  generated frames (:func:`~vidgen.models.things.follow`; where a thing is covered the flight
+  generated frames (:func:`~vidgen.models.thing_paths.follow`; where a thing is covered the flight
   goes on), starting at the speed of a line through them: z is zero but where the motion
   changes beyond a bounce off a border; its spread a fixed fiftieth of a pixel. Posterior
   and decoder have no parameters.
@@ -49,15 +49,11 @@ from torch import Tensor, nn
 from vidgen.models.base import adam
 from vidgen.models.laplace import laplace_from_normal, laplace_kl
 from vidgen.models.motion_predictor import fp32
+from vidgen.models.thing_paths import first_run_velocity, fold, follow, line_fit, one_run
 from vidgen.models.things import (
     boxes,
     centres,
     context_offsets,
-    first_run_velocity,
-    fold,
-    follow,
-    line_fit,
-    one_run,
     paste,
     thing_masks,
     track,
@@ -73,7 +69,7 @@ of at least this step)."""
 POSTERIOR_LOGVAR = 2 * math.log(POSTERIOR_SPREAD)
 POSTERIOR_MARGIN = 0.1
 """How far inside the pixel around a thing's centre the posterior's path moves where it would
-stray (:func:`~vidgen.models.things.follow`): 0.4 px of slack for the centres' jitter of a
+stray (:func:`~vidgen.models.thing_paths.follow`): 0.4 px of slack for the centres' jitter of a
 drawn row more or less."""
 SCALE_FLOOR = POSTERIOR_SPREAD
 """The prior's smallest scale, pixels a step."""
@@ -91,7 +87,7 @@ class Scene(NamedTuple):
     step at the last frame) and ``phase`` ``(B, K, 2)`` (sub-pixel position there, pixels from
     the centre of the thing's drawn pixels), both of the line through its centres in the
     context since its last turn (its steadiest path through its whole-pixel offsets,
-    :func:`~vidgen.models.things.follow`, where no centres are trusted), and ``low`` and
+    :func:`~vidgen.models.thing_paths.follow`, where no centres are trusted), and ``low`` and
     ``high`` ``(B, K, 2)``: the positions at which its box meets the frame's borders, the
     walls it bounces off."""
 
@@ -224,7 +220,7 @@ class ThingMotionVAE(VAEModule):
     @staticmethod
     def drawn(scene: Scene, velocity: Tensor, position: Tensor) -> tuple[Tensor, Tensor]:
         """Free-flight ``velocity`` and ``position`` ``(B, K, ..., 2)`` as drawn: bounced off
-        the frame's borders (:func:`~vidgen.models.things.fold`), the velocity turned with
+        the frame's borders (:func:`~vidgen.models.thing_paths.fold`), the velocity turned with
         it."""
         extra = (1,) * (position.ndim - 3)
         low = scene.low.view(*scene.low.shape[:2], *extra, 2)
@@ -271,7 +267,7 @@ class ThingMotionVAE(VAEModule):
         """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity of
         each thing's steadiest free flight whose path bounced off the walls stays within
         ``0.5 - POSTERIOR_MARGIN`` px of its centres in the clip's generated frames
-        (:func:`~vidgen.models.things.follow`; the thing tracked by template matching,
+        (:func:`~vidgen.models.thing_paths.follow`; the thing tracked by template matching,
         :func:`~vidgen.models.things.track`, its centre where it is not covered,
         :func:`~vidgen.models.things.centres`; where it is, the flight goes on). The flight
         starts at the context's sub-pixel position with the slope of a line through the

@@ -3,10 +3,11 @@
 A scene of one-colour things over a flat background (the embedded shapes data) is described by
 each thing's mask in one frame and its offset in later ones. :func:`thing_masks` cuts a frame
 into one-colour pieces, :func:`track` finds each piece again in later frames by template
-matching, :func:`follow` reads a steady sub-pixel path off its whole-pixel offsets, and
-:func:`paste` draws a future by lifting the pieces off the frame and putting them down at
-whole-pixel offsets: a thing keeps its outline and size exactly, unless it leaves the frame or
-another covers it. All functions work on a whole batch at once; no SciPy.
+matching, :func:`centres` reads its sub-pixel centre there, :func:`unhide` completes a piece
+another covers from an earlier frame, and :func:`paste` draws a future by lifting the pieces
+off the frame and putting them down at whole-pixel offsets: a thing keeps its outline and size
+exactly, unless another covers it. How a thing's positions make a path is
+:mod:`vidgen.models.thing_paths`. All functions work on a whole batch at once; no SciPy.
 """
 
 from __future__ import annotations
@@ -190,80 +191,6 @@ def context_offsets(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
     return torch.cat([back.flip(2), zero], 2)
 
 
-MARGIN = 0.25
-"""How far inside a tracked pixel :func:`follow` moves a position that would round to another:
-a position on a pixel's edge would need another change a step later."""
-
-
-def fold(positions: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
-    """``positions`` bounced between ``low`` and ``high`` per axis (a ball between two walls:
-    a free flight past a wall comes back mirrored), and each one's direction, 1 or -1: the
-    sign a positive velocity has there. All broadcast to one shape."""
-    span = (high - low).clamp(min=1e-6)
-    lap = torch.remainder(positions - low, 2 * span)
-    back = lap > span
-    return low + torch.where(back, 2 * span - lap, lap), 1 - 2 * back.to(positions.dtype)
-
-
-def unfold(targets: Tensor, guess: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    """The free-flight position nearest ``guess`` that :func:`fold` bounces to ``targets``
-    (between ``low`` and ``high``), per axis."""
-    period = 2 * (high - low).clamp(min=1e-6)
-    ahead = targets + torch.round((guess - targets) / period) * period
-    mirrored = 2 * low - targets
-    mirrored = mirrored + torch.round((guess - mirrored) / period) * period
-    return torch.where((ahead - guess).abs() <= (mirrored - guess).abs(), ahead, mirrored)
-
-
-def follow(
-    offsets: Tensor,
-    position: Tensor,
-    velocity: Tensor,
-    margin: float = MARGIN,
-    walls: tuple[Tensor, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Sub-pixel positions and velocities ``(B, K, N, 2)`` that round to the (whole-pixel or
-    sub-pixel) ``offsets`` ``(B, K, N, 2)`` and change velocity as rarely and as little as
-    they can.
-
-    From ``position`` and ``velocity`` ``(B, K, 2)``, each step goes on at the last velocity;
-    where that would round to another pixel than the tracked one, the position moves just far
-    enough into it (``margin`` inside its edge), and the velocity with it. A speed between
-    whole pixels (whole-pixel steps 1, 2, 1, 2) becomes a steady 1.5 after a correction or
-    two. Without ``walls`` a bounce is one large change; with ``walls`` ``(low, high)``
-    ``(B, K, 2)`` the path is a free flight whose :func:`fold` between them rounds to the
-    offsets, and a bounce off them needs no change at all. Where an offset is NaN (not seen)
-    the path goes on unchanged.
-    """
-    positions, velocities = [], []
-    for t in range(offsets.shape[2]):
-        guess = position + velocity
-        target = offsets[:, :, t] if walls is None else unfold(offsets[:, :, t], guess, *walls)
-        moved = torch.minimum(torch.maximum(guess, target - 0.5 + margin), target + 0.5 - margin)
-        moved = torch.where(target.isnan(), guess, moved)
-        velocity, position = moved - position, moved
-        positions.append(position)
-        velocities.append(velocity)
-    return torch.stack(velocities, 2), torch.stack(positions, 2)
-
-
-def first_run(steps: Tensor) -> Tensor:
-    """``(B, K, T, 2)``, per axis: 1 on the first run of ``steps`` ``(B, K, T, 2)`` in one
-    direction (zero steps included), 0 from its first change of direction on."""
-    moved = (steps != 0).float().argmax(2, keepdim=True)  # the first step that moved
-    direction = steps.gather(2, moved).sign()
-    return (steps * direction >= 0).float().cumprod(2)
-
-
-def first_run_velocity(offsets: Tensor) -> Tensor:
-    """Each thing's velocity ``(B, K, 2)`` over whole-pixel ``offsets`` ``(B, K, T, 2)`` (from
-    0 before the first) until its first change of direction, per axis: the mean step of that
-    run, the speed it kept after its last known position better than any one step shows."""
-    steps = offsets.diff(dim=2, prepend=torch.zeros_like(offsets[:, :, :1]))
-    run = first_run(steps)
-    return (steps * run).sum(2) / run.sum(2)
-
-
 NEAR = 2
 """How far (pixels) from a thing's whole-pixel place :func:`centres` looks for its pixels."""
 AREA_CHANGE = 0.2
@@ -356,31 +283,6 @@ def unhide(frames: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:
     placed = moved.gather(2, place[:, :, None, None, None].expand(b, k, 1, h, w))[:, :, 0]
     hidden = count.amax(2) > (1 + AREA_CHANGE) * masks.flatten(-2).sum(-1)
     return torch.where(hidden[..., None, None], placed, masks)
-
-
-def one_run(offsets: Tensor) -> Tensor:
-    """``(B, K, T, 2)``, per axis: whether each of the whole-pixel ``offsets`` ``(B, K, T, 2)``
-    lies on the first run of steps in one direction (the first offset always; a run that a
-    change of direction ends loses its last offset too, which may lie past the turn)."""
-    run = first_run(offsets.diff(dim=2))  # the first step is always on it
-    return torch.cat([run, run[:, :, -1:]], 2)  # an offset is on it if the step from it is
-
-
-def line_fit(positions: Tensor, weights: Tensor, at: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Least-squares line through ``positions`` ``(B, K, T, 2)`` per axis, over time steps
-    0..T-1 weighted by ``weights`` (same shape): its slope, its value at step ``at``, and
-    whether two or more steps carried weight (else both are 0)."""
-    time = torch.arange(positions.shape[2], device=positions.device, dtype=torch.float32)
-    time = time[:, None]
-    total = weights.sum(2)
-    mean_t = (weights * time).sum(2) / total.clamp(min=1e-9)
-    mean_p = (weights * positions).sum(2) / total.clamp(min=1e-9)
-    spread = (weights * (time - mean_t[:, :, None]).pow(2)).sum(2)
-    fitted = spread > 1e-6
-    slope = (weights * (time - mean_t[:, :, None]) * (positions - mean_p[:, :, None])).sum(2)
-    slope = torch.where(fitted, slope / spread.clamp(min=1e-9), torch.zeros_like(slope))
-    value = torch.where(fitted, mean_p + slope * (at - mean_t), torch.zeros_like(slope))
-    return slope, value, fitted
 
 
 def paste(last: Tensor, masks: Tensor, offsets: Tensor, whole: Tensor | None = None) -> Tensor:

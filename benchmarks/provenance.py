@@ -36,13 +36,21 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip()
 
 
+OUTPUTS = ("benchmarks/results/", "docs/")
+"""Where benchmarks write their results and figures: changes there do not make a run's code
+differ from its commit."""
+
+
 def commit() -> tuple[str, bool | None]:
-    """The checkout's commit and whether tracked files differ from it (``None``: unknown)."""
+    """The checkout's commit and whether tracked files other than :data:`OUTPUTS` differ from
+    it (``None``: unknown)."""
     head = _git("rev-parse", "HEAD")
     if head is None:
         return os.environ.get("VIDGEN_COMMIT") or "unknown", None
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return head, bool(status) if status is not None else None
+    changed = _git("diff", "--name-only", "HEAD")
+    if changed is None:
+        return head, None
+    return head, any(not path.startswith(OUTPUTS) for path in changed.splitlines())
 
 
 def cpu_model() -> str:

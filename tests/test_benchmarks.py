@@ -165,3 +165,18 @@ def test_quick_mode_runs_and_writes_stamped_results(command, outputs, tmp_path, 
         stamp = json.loads((folder / output.name).with_suffix(".json").read_text())["provenance"]
         assert stamp["commit"] and stamp["command"].endswith("--quick"), output
     assert committed_results() == committed
+
+
+def test_a_checkout_changed_only_in_benchmark_outputs_is_clean(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import provenance
+
+    def git(changed: str):
+        return lambda *args: "abc123" if args[0] == "rev-parse" else changed
+
+    monkeypatch.setattr(provenance, "_git", git("docs/futures_demo.png\nbenchmarks/results/x.md"))
+    assert provenance.commit() == ("abc123", False)
+    monkeypatch.setattr(provenance, "_git", git("vidgen/models/things.py\ndocs/a.md"))
+    assert provenance.commit() == ("abc123", True)
+    monkeypatch.setattr(provenance, "_git", git(""))
+    assert provenance.commit() == ("abc123", False)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 from bench_ucf101 import CLASSES, loader_rate
-from common import add_quick, results_dir, write_results
+from common import add_quick, load_note, results_dir, write_results
 from provenance import provenance
 
 
@@ -143,8 +143,7 @@ def table(data: dict) -> str:
     lines = [
         "# Clips/s: LitData shards vs the frame cache vs decoding (CPU)",
         "",
-        f"1-minute load average {data['load'][0]:.1f} before / {data['load'][1]:.1f} after "
-        "(the cores were shared with other jobs).",
+        f"{load_note(data['load'])}.",
         "",
         f"Corpus: {data['videos']} generated mpeg4 .avi videos in the UCF101 layout, "
         f"{width}x{height}, 25 fps, {shortest}-{longest} frames ({data['frames']} frames). "

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import add_quick, results_dir, write_results
+from common import add_quick, load_note, results_dir, write_results
 from provenance import provenance
 
 FFMPEG = (  # the system FFmpeg libraries TorchCodec loads (Debian/Ubuntu packages)
@@ -255,8 +255,7 @@ def write_decoders(args, files, rates: dict, load: tuple[float, float], ms: dict
         f"first, every clip decoded (no frame cache); median of {args.repeats} rounds, the "
         f"decoders taking turns in each. Last column: one process, no DataLoader, a new file "
         f"each clip (what a worker does), median of {args.reader_repeats} rounds over "
-        f"{min(len(files), 60)} files. 1-minute load average {load[0]:.1f} before / "
-        f"{load[1]:.1f} after (other jobs shared the cores).",
+        f"{min(len(files), 60)} files. {load_note(load)}.",
         "",
         "| decoder | version | first batch (s) | clips/s | ms a clip, one process |",
         "|---|---|---|---|---|",
@@ -424,8 +423,7 @@ def write_table(args, files, seconds, ours, tv, strategies, load=(0.0, 0.0)) -> 
         f"DataLoader: {args.workers} workers, batch {args.batch_size}, 8-frame "
         f"clips at {size}x{size} (shorter side to {size} + centre crop), {args.batches} "
         f"batches timed ({5 * args.batches} with the frame cache) "
-        f"after the first. Index times: median of {args.repeats} builds. 1-minute load average "
-        f"{load[0]:.1f} before / {load[1]:.1f} after (above ~2 other jobs shared the cores).",
+        f"after the first. Index times: median of {args.repeats} builds. {load_note(load)}.",
         "",
         "| measure | vidgen UCF101DataModule (decord) | torchvision UCF101 (TorchCodec) "
         "| vidgen advantage |",

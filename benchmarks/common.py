@@ -99,6 +99,18 @@ def write_results(
     print("wrote " + " and ".join(str(p) for p in written))
 
 
+SHARED_LOAD = 1.5
+"""A 1-minute load average above this before a benchmark starts means other jobs ran."""
+
+
+def load_note(load: tuple[float, float] | list[float]) -> str:
+    """The 1-minute load average before and after a timed run, and whether other jobs shared
+    the cores (judged by the load before it: after, the run's own workers count)."""
+    before, after = load
+    shared = " (other jobs shared the cores)" if before > SHARED_LOAD else " (no other jobs)"
+    return f"1-minute load average {before:.1f} before / {after:.1f} after{shared}"
+
+
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on the CPU)."""
     if device.type == "cuda":

@@ -12,6 +12,7 @@ from vidgen.models.things import (
     centres,
     context_offsets,
     paste,
+    seen_pixels,
     shift,
     thing_masks,
     track,
@@ -147,7 +148,7 @@ def test_centres_of_hard_edges_give_a_sub_pixel_speed_and_distrust_a_covered_thi
     clip = clip[None]
     masks = thing_masks(clip[:, -1], 1, 4)
     offsets = context_offsets(clip, masks, 4.0)
-    seen, trusted = centres(clip[:, -1], masks, clip, offsets)
+    seen, trusted = centres(masks, seen_pixels(clip[:, -1], masks, clip, offsets))
     assert trusted.all() and torch.equal(seen[0, 0, -1], torch.zeros(2))
     slope, at_last, fitted = line_fit(seen, torch.ones_like(seen), 3)
     assert fitted.all() and torch.allclose(slope[0, 0], torch.tensor(speed), atol=0.1)
@@ -157,7 +158,7 @@ def test_centres_of_hard_edges_give_a_sub_pixel_speed_and_distrust_a_covered_thi
     assert (slope[0, 0] - truth).abs().sum() < (whole - truth).abs().sum()
     covered = clip.clone()
     covered[0, 1, :, :, :22] = 0  # most of the disc hidden in the second frame
-    seen, trusted = centres(covered[:, -1], masks, covered, offsets)
+    seen, trusted = centres(masks, seen_pixels(covered[:, -1], masks, covered, offsets))
     assert trusted[0, 0].tolist() == [True, False, True, True]
 
 
@@ -213,7 +214,7 @@ def test_a_covered_thing_is_cut_whole_from_an_earlier_frame_and_pasted_whole():
     masks = thing_masks(frames[:, -1], 2, 4)
     assert masks[0].flatten(1).sum(1).tolist() == [64, 18]  # 3 of red's 6 columns show
     offsets = context_offsets(frames, masks, 4.0)
-    whole = unhide(frames, masks, offsets)
+    whole = unhide(frames, masks, offsets, seen_pixels(frames[:, -1], masks, frames, offsets))
     want = torch.zeros(S, S, dtype=torch.bool)
     want[8:14, 10:16] = True
     assert torch.equal(whole[0, 1], want) and torch.equal(whole[0, 0], masks[0, 0])

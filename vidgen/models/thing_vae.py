@@ -55,6 +55,7 @@ from vidgen.models.things import (
     centres,
     context_offsets,
     paste,
+    seen_pixels,
     thing_masks,
     track,
     unhide,
@@ -185,14 +186,17 @@ class ThingMotionVAE(VAEModule):
         size = context.shape[-1]
         masks = thing_masks(context[:, -1], self.things, MIN_AREA)
         offsets = context_offsets(context, masks, self.max_speed)
-        whole = unhide(context, masks, offsets)
+        seen = seen_pixels(context[:, -1], masks, context, offsets)
+        whole = unhide(context, masks, offsets, seen)
         hidden = (whole.flatten(2).sum(2) - masks.flatten(2).sum(2)).clamp(min=0)
         order = hidden.argsort(dim=1, descending=True, stable=True)  # the covered ones drawn first
-        masks, whole = (m.gather(1, order[..., None, None].expand_as(m)) for m in (masks, whole))
-        offsets = offsets.gather(1, order[..., None, None].expand_as(offsets))
+        masks, whole, offsets, seen = (
+            m.gather(1, order.view(*order.shape, *(1,) * (m.ndim - 2)).expand_as(m))
+            for m in (masks, whole, offsets, seen)
+        )
         start = offsets[:, :, 1] - offsets[:, :, 0]  # condition_frames >= 2
         velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
-        seen, trusted = centres(context[:, -1], masks, context, offsets)
+        seen, trusted = centres(masks, seen)
         last_run = one_run(offsets.flip(2)).flip(2)
         slope, phase, fitted = line_fit(seen, last_run * trusted[..., None], c - 1)
         phase = torch.where(fitted, phase, position[:, :, -1])
@@ -285,7 +289,8 @@ class ThingMotionVAE(VAEModule):
                 scene.velocity,
                 math.ceil(2 * self.max_speed),
             )
-            seen, trusted = centres(video[:, c - 1].float(), scene.masks, future, offsets)
+            pixels = seen_pixels(video[:, c - 1].float(), scene.masks, future, offsets)
+            seen, trusted = centres(scene.masks, pixels)
             targets = torch.where(trusted[..., None], seen, float("nan"))
             walls = (scene.low, scene.high)
             _, flight = follow(targets, scene.phase, scene.velocity, 0.5, walls)  # unfolded

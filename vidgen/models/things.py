@@ -222,15 +222,12 @@ def seen_pixels(
     return near & alike
 
 
-def centres(
-    template: Tensor, masks: Tensor, frames: Tensor, offsets: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Each thing's sub-pixel centre ``(B, K, T, 2)`` in each of ``frames`` ``(B, T, C, H, W)``,
-    relative to its centre where its mask ``(B, K, H, W)`` lies in ``template``
-    ``(B, C, H, W)``, and whether it is trusted ``(B, K, T)``.
+def centres(masks: Tensor, seen: Tensor) -> tuple[Tensor, Tensor]:
+    """Each thing's sub-pixel centre ``(B, K, T, 2)`` in each of T frames, relative to its
+    centre where its mask ``(B, K, H, W)`` lies, and whether it is trusted ``(B, K, T)``.
 
-    The centre is the mean position of the thing's pixels (:func:`seen_pixels`, near its
-    whole-pixel ``offsets`` ``(B, K, T, 2)``). A thing drawn with hard edges from a sub-pixel
+    The centre is the mean position of the thing's pixels ``seen`` there (``(B, K, T, H, W)``,
+    :func:`seen_pixels`). A thing drawn with hard edges from a sub-pixel
     position has its drawn pixels' centre within a fraction of a pixel of its true one, so a
     line through a few centres gives its speed far better than whole-pixel offsets. Not
     trusted where its area changed by more than ``AREA_CHANGE`` (covered, leaving).
@@ -238,7 +235,7 @@ def centres(
     h, w = masks.shape[-2:]
     weight = masks.float()
     area = weight.sum((-2, -1))  # (B, K)
-    seen = seen_pixels(template, masks, frames, offsets).float()
+    seen = seen.float()
     count = seen.sum((-2, -1))
     rows = torch.arange(h, device=masks.device, dtype=torch.float32)
     cols = torch.arange(w, device=masks.device, dtype=torch.float32)
@@ -253,21 +250,21 @@ def centres(
     return relative, trusted & (area[..., None] > 0)
 
 
-def unhide(frames: Tensor, masks: Tensor, offsets: Tensor) -> Tensor:
+def unhide(frames: Tensor, masks: Tensor, offsets: Tensor, seen: Tensor) -> Tensor:
     """Each thing's whole mask ``(B, K, H, W)`` in the last of ``frames`` ``(B, T, C, H, W)``,
     where ``masks`` is what shows of it there: where another thing covers more than
     ``AREA_CHANGE`` of it, its one-colour piece (:func:`one_colour_pieces`; the one holding
-    its pixels near its whole-pixel ``offsets`` ``(B, K, T, 2)``, :func:`seen_pixels`) in the
-    context frame that shows the most of it (the latest of equals), put where it covers what
-    shows of it and no background (of the places within ``NEAR`` of its offset there, the
-    nearest best; a template that shows part of a thing tracks it to a pixel or two)."""
+    its pixels ``seen`` ``(B, K, T, H, W)`` near its whole-pixel ``offsets`` ``(B, K, T, 2)``,
+    :func:`seen_pixels` of ``frames``) in the context frame that shows the most of it (the
+    latest of equals), put where it covers what shows of it and no background (of the places
+    within ``NEAR`` of its offset there, the nearest best; a template that shows part of a
+    thing tracks it to a pixel or two)."""
     b, k, h, w = masks.shape
     t = frames.shape[1]
     flat = frames.flatten(0, 1).float()
     labels = one_colour_pieces(flat, foreground(flat, background_colour(flat)))
     labels = labels.view(b, 1, t, h, w)
-    seeds = seen_pixels(frames[:, -1], masks, frames, offsets)  # (B, K, T, H, W)
-    label = (labels * seeds).flatten(-2).amax(-1)[..., None, None]  # one of its pieces
+    label = (labels * seen).flatten(-2).amax(-1)[..., None, None]  # one of its pieces
     pieces = (labels == label) & (label > 0)
     count = pieces.flatten(-2).sum(-1)  # (B, K, T)
     best = t - 1 - count.flip(2).argmax(2)  # (B, K): the latest of the largest

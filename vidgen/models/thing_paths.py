@@ -79,9 +79,10 @@ def first_run(steps: Tensor) -> Tensor:
 
 
 def first_run_velocity(offsets: Tensor) -> Tensor:
-    """Each thing's velocity ``(B, K, 2)`` over whole-pixel ``offsets`` ``(B, K, T, 2)`` (from
-    0 before the first) until its first change of direction, per axis: the mean step of that
-    run, the speed it kept after its last known position better than any one step shows."""
+    """Each thing's velocity ``(B, K, 2)`` over ``offsets`` ``(B, K, T, 2)`` (from 0 before the
+    first; whole-pixel or sub-pixel) until its first change of direction, per axis: the mean
+    step of that run, the speed it kept after its last known position better than any one step
+    shows."""
     steps = offsets.diff(dim=2, prepend=torch.zeros_like(offsets[:, :, :1]))
     run = first_run(steps)
     return (steps * run).sum(2) / run.sum(2)

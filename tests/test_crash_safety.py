@@ -25,6 +25,7 @@ from ucf101_corpus import dm_for
 
 from vidgen.data import ShardDataModule, frame_cache
 from vidgen.data.index import VideoIndex
+from vidgen.data.journal import Journal
 from vidgen.data.shards import read_manifest
 
 DRIVER = Path(__file__).with_name("crash_run.py")
@@ -64,6 +65,22 @@ def reference(tiny_corpus, tmp_path_factory) -> Path:
 
 def index_of(corpus, cache: Path) -> VideoIndex:
     return VideoIndex(corpus.video_dir, cache, 2, False, True, "ucf101")
+
+
+def test_journal_appender_writes_each_entry_at_once(tmp_path):
+    """What a process killed mid-build has appended is readable: each entry is written out
+    before ``append`` returns, the file held open or not."""
+    journal, reader = Journal(tmp_path / "index.journal"), Journal(tmp_path / "index.journal")
+    with journal.appender() as append:
+        append("a.avi", {"frames": 3})
+        assert reader.read() == {"a.avi": {"frames": 3}}
+        append("b.avi", {"frames": 4})
+        append("a.avi", {"frames": 5})
+        assert reader.read() == {"a.avi": {"frames": 5}, "b.avi": {"frames": 4}}
+    journal.append("c.avi", {"frames": 6})
+    assert set(reader.read()) == {"a.avi", "b.avi", "c.avi"}
+    journal.clear()
+    assert reader.read() == {} and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("after", KILLS)

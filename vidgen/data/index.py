@@ -164,10 +164,11 @@ class VideoIndex:
     def _update(self, paths: Sequence[Path]) -> dict[Path, dict]:
         stale: list[Path] = []
         stamps: dict[Path, tuple[int, int]] = {}
+        keys = {str(path): self.key(path) for path in paths}
         for path in paths:
             st = path.stat()
             stamps[path] = (st.st_size, st.st_mtime_ns)
-            cached = self.entries.get(self.key(path))
+            cached = self.entries.get(keys[str(path)])
             if (
                 cached is None
                 or (cached.get("size"), cached.get("mtime_ns")) != stamps[path]
@@ -176,15 +177,20 @@ class VideoIndex:
                 stale.append(path)
         self.probed = len(stale)
         if stale:
-            journal = self.journal
-            for path, info in self._probe(stale):
-                size, mtime = stamps[Path(path)]
-                key = self.key(Path(path))
-                self.entries[key] = {**info, "size": size, "mtime_ns": mtime}
-                with contextlib.suppress(OSError):  # unwritable: _save warns
-                    journal.append(key, self.entries[key])  # kept if this process is killed
+            with contextlib.ExitStack() as stack:
+                try:
+                    journal = stack.enter_context(self.journal.appender())
+                except OSError:  # unwritable: _save warns
+                    journal = None
+                for path, info in self._probe(stale):
+                    size, mtime = stamps[Path(path)]
+                    key = keys[path]
+                    self.entries[key] = {**info, "size": size, "mtime_ns": mtime}
+                    if journal is not None:
+                        with contextlib.suppress(OSError):
+                            journal(key, self.entries[key])  # kept if this process is killed
             self._save()
-        return {path: self.entries[self.key(path)] for path in paths}
+        return {path: self.entries[keys[str(path)]] for path in paths}
 
     def _probe(self, paths: list[Path]) -> Iterable[tuple[str, dict]]:
         names = [str(p) for p in paths]

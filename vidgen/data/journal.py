@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -28,9 +29,21 @@ class Journal:
 
     def append(self, key: str, entry: dict) -> None:
         """Record ``entry`` of ``key`` (written before returning; a reader may see it at once)."""
+        with self.appender() as append:
+            append(key, entry)
+
+    @contextlib.contextmanager
+    def appender(self) -> Iterator[Callable[[str, dict], None]]:
+        """:meth:`append` for many entries, the file opened once: each entry is flushed to the
+        operating system before the call returns, so a killed process keeps it all the same."""
         path = self.prefix.with_name(f"{self.prefix.name}.{os.getpid()}.jsonl")
         with open(path, "a") as out:
-            out.write(json.dumps({key: entry}) + "\n")
+
+            def append(key: str, entry: dict) -> None:
+                out.write(json.dumps({key: entry}) + "\n")
+                out.flush()
+
+            yield append
 
     def read(self) -> dict[str, dict]:
         """Every whole entry recorded (later ones win), torn lines left out."""

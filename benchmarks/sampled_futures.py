@@ -1,28 +1,33 @@
 """Sampled futures of vidgen's conditional VAEs, per horizon step, against vidgen's
 deterministic predictor, copy-last and mean-frame; whether their things stay whole; figures.
 
-Each VAE of :data:`FIGURES` (``vae_demo.yaml``: the MotionVAE; ``vae_things_demo.yaml``: the
-ThingMotionVAE) and ``demo.yaml`` (the deterministic MotionPredictor on the same shapes data and
-test clips) train at their configs' budgets (``vidgen fit``). Then, per VAE, one pass over the
+On each embedded dataset of :data:`DATASETS` (``--data``), its VAEs (shapes: ``vae_demo.yaml``,
+the MotionVAE, and ``vae_things_demo.yaml``, the ThingMotionVAE; textured: the MotionVAE, whose
+config is fitted on the textured data instead; the ThingMotionVAE needs a flat background) and
+its deterministic MotionPredictor (``demo.yaml``, ``demo_textured.yaml``: the same data and test
+clips) train at their configs' budgets (``vidgen fit``). Then, per VAE, one pass over the
 held-out clips draws K futures (the VAE's ``predict_samples``) of 16 steps from 4 true
 frames of each clip and scores them as ``vidgen test`` does (:mod:`vidgen.sampled_futures`):
 best of K (each clip's sample with the best score over the horizon, per metric) and mean of K
 per horizon step, each sample index's collapse score and Fréchet distance to the true futures
 (in :func:`vidgen.fvd.clip_features`' features); beside them, the same scores of the
 predictor's rollout (what ``vidgen test`` scores of it), of the VAE's reconstruction and of the
-baselines, and :mod:`vidgen.wholeness`: the share of the frames whose things stay whole, and of
-the frames in which the true clip's are whole. SimVP's per-step scores on the same test clips
-come from ``predictors_shapes_textured.json`` (``compare_predictors.py``) where it is there.
+baselines, and (flat backgrounds only) :mod:`vidgen.wholeness`: the share of the frames whose
+things stay whole, and of the frames in which the true clip's are whole. SimVP's per-step
+scores on the same test clips come from ``predictors_shapes_textured.json``
+(``compare_predictors.py``) where it is there.
 
     python benchmarks/sampled_futures.py           # the configs' budgets and test clips
     python benchmarks/sampled_futures.py --max-steps 96  # each model at most 96 steps
     python benchmarks/sampled_futures.py --max-steps 96 --full vae_things_demo.yaml  # but it
+    python benchmarks/sampled_futures.py --data textured --max-steps 96  # the textured data
     python benchmarks/sampled_futures.py --quick   # a smoke run: 24 training steps, 32 clips
 
-Writes ``benchmarks/results/sampled_futures.{md,json}`` (a section per VAE) and each VAE's
-figure in ``docs/`` (two test clips: context, truth, the predictor's rollout and 4 of the
-samples); the run folders stay under ``runs/sampled_futures_<config>`` and
-``runs/sampled_futures_predictor``. ``--quick`` writes all to a temporary folder.
+Writes ``benchmarks/results/sampled_futures.{md,json}`` (``sampled_futures_textured`` with
+``--data textured``; a section per VAE) and each VAE's figure in ``docs/`` (two test clips:
+context, truth, the predictor's rollout and 4 of the samples); the run folders stay under
+``runs/sampled_futures_<config>`` and ``runs/sampled_futures_predictor`` (``_textured_`` after
+``sampled_futures`` for the textured data). ``--quick`` writes all to a temporary folder.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,10 +49,40 @@ from vidgen.fvd import clip_features
 from vidgen.sampled_futures import GROUP, LOWER_IS_BETTER, SAMPLED, FutureMetrics, distance
 from vidgen.wholeness import TOLERANCE, piece_changes, whole_where_truth_is
 
-FIGURES = {"vae_demo.yaml": "futures_demo.png", "vae_things_demo.yaml": "futures_things.png"}
-"""The VAEs scored, each with its figure's file name."""
-PREDICTOR = "demo.yaml"
-"""The deterministic predictor on the same data (its batch size differs: 16 against 8)."""
+
+@dataclass(frozen=True)
+class Dataset:
+    """One embedded dataset's comparison."""
+
+    predictor: str
+    """The deterministic predictor's config (its batch size differs from the VAEs': 16, 8)."""
+    figures: dict[str, str]
+    """The VAEs' configs, each with its figure's file name."""
+    simvp: dict[str, str]
+    """Our name for each of SimVP's rows in ``predictors_shapes_textured.json`` (same clips)."""
+    vae_args: tuple[str, ...] = ()
+    """Options of the VAEs' fits (the data they are fitted on, where not their config's)."""
+    flat: bool = True
+    """Shapes over a flat background: whether :mod:`vidgen.wholeness` applies."""
+
+
+DATASETS = {
+    "shapes": Dataset(
+        "demo.yaml",
+        {"vae_demo.yaml": "futures_demo.png", "vae_things_demo.yaml": "futures_things.png"},
+        {"simvp (same steps)": "simvp_demo (vidgen's steps)", "simvp (long)": "simvp_demo (long)"},
+    ),
+    "textured": Dataset(
+        "demo_textured.yaml",
+        {"vae_demo.yaml": "futures_textured.png"},
+        {
+            "simvp (same steps)": "simvp_textured (vidgen's steps)",
+            "simvp (long)": "simvp_textured (long)",
+        },
+        ("--data=vidgen.TexturedDataModule",),
+        flat=False,
+    ),
+}
 QUICK_FIT = [
     "--trainer.max_epochs=1",
     "--trainer.limit_train_batches=24",
@@ -61,17 +97,16 @@ SHOWN_STEPS = (2, 4, 6, 8, 10, 12, 14, 16)
 SOURCES = (*SAMPLED, "deterministic", *BASELINES)
 """The per-step table's sources: the samples', the predictor's rollout, the baselines."""
 OTHERS = ("deterministic", "copy_last", "mean_frame")
-SIMVP = {"simvp (same steps)": "simvp_demo (vidgen's steps)", "simvp (long)": "simvp_demo (long)"}
-"""SimVP's rows of ``predictors_shapes_textured.json`` (``demo.yaml``'s shapes test clips)."""
 
 
 def fit_model(
-    config: str, root: Path, quick: bool, max_steps: int | None = None
+    config: str, root: Path, quick: bool, max_steps: int | None = None, *options: str
 ) -> tuple[torch.nn.Module, dict]:
-    """``vidgen fit`` of a packaged ``config`` in ``root`` (at most ``max_steps`` optimiser
-    steps if given): the trained model (eval mode), its data module and its setup line."""
+    """``vidgen fit`` of a packaged ``config`` (and ``options``) in ``root`` (at most
+    ``max_steps`` optimiser steps if given): the trained model (eval mode), its data module and
+    its setup line."""
     budget = QUICK_FIT * quick + [f"--trainer.max_steps={max_steps}"] * (max_steps is not None)
-    fit, seconds = fit_only(["--config", str(CONFIG_DIR / config)], root, *budget)
+    fit, seconds = fit_only(["--config", str(CONFIG_DIR / config), *options], root, *budget)
     steps = fit.trainer.global_step
     return fit.model.eval(), {"steps": steps, "fit seconds": round(seconds), "data": fit.datamodule}
 
@@ -79,9 +114,11 @@ def fit_model(
 class Scores:
     """Everything one pass over the test clips accumulates: the sampled futures'
     :class:`FutureMetrics`, the rollout's and the reconstruction's :class:`HorizonMetrics`,
-    their features for the Fréchet distance, and every source's :func:`piece_changes`."""
+    their features for the Fréchet distance, and (``flat``: a flat background) every source's
+    :func:`piece_changes`."""
 
-    def __init__(self, horizon: int) -> None:
+    def __init__(self, horizon: int, flat: bool = True) -> None:
+        self.flat = flat
         self.name, self.net = clip_features()
         self.futures = FutureMetrics(horizon, (self.name, self.net))
         self.metrics = {s: HorizonMetrics(horizon) for s in ("deterministic", "reconstruction")}
@@ -98,6 +135,15 @@ class Scores:
         for source, metrics in self.metrics.items():
             metrics.update(predictions[source], target, context)
             self.features[source].append(self.net(predictions[source]).float())
+        if self.flat:
+            self.update_changes(video, predictions, samples)
+
+    def update_changes(
+        self, video: Tensor, predictions: dict[str, Tensor], samples: Tensor
+    ) -> None:
+        """Every source's :func:`piece_changes` against the clip's first frame."""
+        c = video.shape[1] - samples.shape[2]
+        context, target = video[:, :c], video[:, c:]
         reference = video[:, 0]
         frames = {"truth": target, **predictions, "copy_last": context[:, -1:].expand_as(target)}
         for source, clip in frames.items():
@@ -119,7 +165,7 @@ class Scores:
             out[f"{GROUP}/{source}/collapse"] = results["model/collapse"]
             fake = torch.cat(self.features[source])
             out[f"{GROUP}/{source}/{self.name}"] = torch.tensor(distance(real, fake))
-        return out | self.wholeness()
+        return out | (self.wholeness() if self.flat else {})
 
     def wholeness(self) -> dict[str, Tensor]:
         """``wholeness/<source>/<what>``: ``whole``, the share of the frames whole; ``kept``,
@@ -147,10 +193,16 @@ class Scores:
 
 @torch.no_grad()
 def evaluate(
-    vae: torch.nn.Module, predictor: torch.nn.Module, loader, batches: int | None, seed: int = 0
+    vae: torch.nn.Module,
+    predictor: torch.nn.Module,
+    loader,
+    batches: int | None,
+    seed: int = 0,
+    flat: bool = True,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """One pass over ``loader``'s clips (the first ``batches``): the :class:`Scores`' results
-    and the first clips' frames for the figure. The samples are drawn from ``seed``."""
+    (wholeness where the background is ``flat``) and the first clips' frames for the figure.
+    The samples are drawn from ``seed``."""
     c = vae.condition_frames
     if predictor.context_frames != c:
         raise ValueError(f"the predictor sees {predictor.context_frames} frames, the VAE {c}")
@@ -166,7 +218,7 @@ def evaluate(
             "deterministic": predictor.rollout(video[:, :c], horizon),
             "reconstruction": vae.reconstruct(video)[:, c:],
         }
-        scores = scores or Scores(horizon)
+        scores = scores or Scores(horizon, flat)
         scores.update(video, predictions, samples)
         if not shown:
             n = SHOWN_CLIPS
@@ -194,17 +246,18 @@ def figure(shown: dict[str, Tensor], out: Path) -> None:
     sheet(rows, labels, titles).save(out)
 
 
-def simvp_rows() -> dict[str, dict[str, Tensor]]:
-    """SimVP's per-step scores on the shapes test clips, from ``compare_predictors.py``'s results
-    (empty where they are missing), with that run's copy-last (to check the clips are ours)."""
+def simvp_rows(data: str) -> dict[str, dict[str, Tensor]]:
+    """SimVP's per-step scores on the test clips of dataset ``data``, from
+    ``compare_predictors.py``'s results (empty where they are missing), with that run's
+    copy-last (to check the clips are ours)."""
     path = RESULTS / "predictors_shapes_textured.json"
     if not path.is_file():
         return {}
-    shapes = json.loads(path.read_text()).get("shapes", {})
+    rows = json.loads(path.read_text()).get(data, {})
     return {
-        name: {k: torch.tensor(v) for k, v in shapes[row].items() if k.count("/") == 1}
-        for name, row in SIMVP.items()
-        if row in shapes
+        name: {k: torch.tensor(v) for k, v in rows[row].items() if k.count("/") == 1}
+        for name, row in DATASETS[data].simvp.items()
+        if row in rows
     }
 
 
@@ -286,8 +339,19 @@ def wholeness_lines(results: dict[str, Tensor]) -> list[str]:
     return lines
 
 
-def section(config: str, results: dict[str, Tensor], setup: str, simvp: dict) -> list[str]:
-    """The markdown section of one VAE: its setup and every table."""
+def section(
+    config: str, results: dict[str, Tensor], setup: str, simvp: dict, predictor: str
+) -> list[str]:
+    """The markdown section of one VAE: its setup and every table (wholeness where measured)."""
+    wholeness = [
+        "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
+        "foreground pieces as the clip's first frame and their area is within 20 % of its; "
+        "share of the future frames whole, and share of the frames in which the true clip is "
+        "whole where the source is whole too, has as many pieces, has the area.",
+        "",
+        *wholeness_lines(results),
+        "",
+    ]
     return [
         f"## `{config}`",
         "",
@@ -295,7 +359,7 @@ def section(config: str, results: dict[str, Tensor], setup: str, simvp: dict) ->
         "",
         "Per horizon step after the context: best of K (each clip's sample with the best score "
         "over the horizon, per metric), mean of K (the score averaged over the samples), the "
-        f"deterministic predictor's rollout (`{PREDICTOR}`), copy-last-frame and mean-frame of "
+        f"deterministic predictor's rollout (`{predictor}`), copy-last-frame and mean-frame of "
         "the context.",
         "",
         *step_table(results),
@@ -312,23 +376,20 @@ def section(config: str, results: dict[str, Tensor], setup: str, simvp: dict) ->
         "",
         *sample_lines(results),
         "",
-        "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
-        "foreground pieces as the clip's first frame and their area is within 20 % of its; "
-        "share of the future frames whole, and share of the frames in which the true clip is "
-        "whole where the source is whole too, has as many pieces, has the area.",
-        "",
-        *wholeness_lines(results),
-        "",
+        *(wholeness if "wholeness/truth/whole" in results else []),
     ]
 
 
-def markdown(results: dict[str, dict[str, Tensor]], setup: dict, simvp: dict) -> str:
+def markdown(
+    results: dict[str, dict[str, Tensor]], setup: dict, simvp: dict, predictor: str
+) -> str:
     """The results file: the shared setup, then a :func:`section` per VAE."""
     trained = {config: setup.pop(config) for config in results}
-    title = "# Sampled futures of vidgen's conditional VAEs" + " (quick)" * setup["quick"]
+    title = f"# Sampled futures of vidgen's conditional VAEs, {setup['data']} data"
+    title += " (quick)" * setup["quick"]
     lines = [title, "", "Setup: " + "; ".join(f"{k}: {v}" for k, v in setup.items()) + ".", ""]
     for config, scores in results.items():
-        lines += section(config, scores, trained[config], simvp)
+        lines += section(config, scores, trained[config], simvp, predictor)
     return "\n".join(lines)
 
 
@@ -336,6 +397,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_quick(parser)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", choices=list(DATASETS), default="shapes")
     parser.add_argument(
         "--max-steps",
         type=int,
@@ -347,29 +409,31 @@ def main() -> None:
         "--full",
         action="append",
         default=[],
-        choices=[PREDICTOR, *FIGURES],
+        choices=sorted({c for d in DATASETS.values() for c in (d.predictor, *d.figures)}),
         help="a config trained at its own budget despite --max-steps (repeatable)",
     )
     args = parser.parse_args()
+    data = DATASETS[args.data]
     torch.set_num_threads(args.threads)
     folder = results_dir(args.quick)
     root = folder / "run" if args.quick else Path("runs")
+    name = "sampled_futures" + ("" if args.data == "shapes" else f"_{args.data}")
 
     def cap(config: str) -> int | None:
         return None if config in args.full else args.max_steps
 
     predictor, predictor_setup = fit_model(
-        PREDICTOR, root / "sampled_futures_predictor", args.quick, cap(PREDICTOR)
+        data.predictor, root / f"{name}_predictor", args.quick, cap(data.predictor)
     )
     predictor_setup.pop("data")
     batches = QUICK_BATCHES if args.quick else None
-    results, setup, simvp = {}, {"quick": args.quick}, simvp_rows()
-    for config, figure_name in FIGURES.items():
-        run = root / f"sampled_futures_{Path(config).stem}"
-        vae, vae_setup = fit_model(config, run, args.quick, cap(config))
+    results, setup, simvp = {}, {"data": args.data, "quick": args.quick}, simvp_rows(args.data)
+    for config, figure_name in data.figures.items():
+        run = root / f"{name}_{Path(config).stem}"
+        vae, vae_setup = fit_model(config, run, args.quick, cap(config), *data.vae_args)
         loader = vae_setup.pop("data").test_dataloader()
         torch.manual_seed(0)
-        results[config], shown = evaluate(vae, predictor, loader, batches)
+        results[config], shown = evaluate(vae, predictor, loader, batches, flat=data.flat)
         figure(shown, (folder if args.quick else DOCS) / figure_name)
         setup[config] = ", ".join(f"{k} {v}" for k, v in vae_setup.items())
         setup |= {
@@ -386,7 +450,7 @@ def main() -> None:
         default=math.nan,
     )
     setup |= {
-        PREDICTOR: ", ".join(f"{k} {v}" for k, v in predictor_setup.items()),
+        data.predictor: ", ".join(f"{k} {v}" for k, v in predictor_setup.items()),
         "SimVP's copy-last MSE minus ours, largest step": f"{copy_gap:.1e}",
         "threads": args.threads,
     }
@@ -394,7 +458,8 @@ def main() -> None:
         "setup": setup,
         "results": {c: {k: v.tolist() for k, v in r.items()} for c, r in results.items()},
     }
-    write_results(folder / "sampled_futures", markdown(results, dict(setup), simvp), data_out)
+    text = markdown(results, dict(setup), simvp, data.predictor)
+    write_results(folder / name, text, data_out)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,29 @@ def test_the_posterior_mean_reconstructs_a_shapes_clip():
         assert torch.equal(vae.reconstruct(bouncing), bouncing)  # offsets in fp32
 
 
+def test_the_scene_is_built_once_per_context_and_again_when_it_changes():
+    vae = model().eval()
+    context = shapes_clips(2)[:, :4]
+    built = []
+    vae.build_scene = lambda c: built.append(c) or ThingMotionVAE.build_scene(vae, c)
+    scene = vae.scene(context)
+    assert vae.scene(context[:, :4]) is scene and len(built) == 1  # a view of the same frames
+    clip = torch.cat([context, context], 1)
+    with torch.no_grad():
+        mu, logvar = vae.posterior(clip)  # another tensor: built again ...
+        vae.kl(mu, logvar, vae.context(clip))  # ... then kept for the KL and the decoder
+        vae.decode(mu, clip.shape[1], vae.context(clip))
+    assert len(built) == 2
+    copy = context.clone()
+    assert vae.scene(copy) is not scene and len(built) == 3
+    copy[:, -1] = copy[:, -1].flip(-1)  # changed in place: built again, as a fresh build is
+    changed = vae.scene(copy)
+    assert len(built) == 4
+    fresh = ThingMotionVAE.build_scene(vae, copy.clone())
+    assert all(torch.equal(a, b) for a, b in zip(changed, fresh, strict=True))
+    assert not torch.equal(changed.masks, scene.masks)
+
+
 def test_an_untrained_prior_continues_the_context_velocity():
     vae = model().eval()
     clip = square_clip([2 + 2 * t for t in range(12)], [4 + t for t in range(12)])

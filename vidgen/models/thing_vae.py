@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -103,6 +104,37 @@ class Scene(NamedTuple):
     high: Tensor
 
 
+class LastScene:
+    """The scene of the last context asked for, kept with that context tensor.
+
+    A training step asks for the same context's scene three times (posterior, KL, decoder) and
+    sampling twice (prior, decoder); building it (segmentation, tracking, completion) is the
+    model's costliest part. The context is kept, so its memory cannot pass to another tensor
+    while the scene is: a context with the same memory, shape, strides, dtype and version
+    (an in-place change bumps it) holds the same values.
+    """
+
+    def __init__(self) -> None:
+        self.context: Tensor | None = None
+        self.key: tuple | None = None
+        self.scene: Scene | None = None
+
+    def get(self, context: Tensor, build: Callable[[Tensor], Scene]) -> Scene:
+        """``build(context)``, or the kept scene where ``context`` is the kept one."""
+        key = (
+            context.data_ptr(),
+            context.device,
+            context.dtype,
+            tuple(context.shape),
+            context.stride(),
+            context._version,
+        )
+        if self.scene is None or key != self.key:
+            self.scene = build(context)
+            self.context, self.key = context, key
+        return self.scene
+
+
 class ThingMotionVAE(VAEModule):
     """Conditional clip VAE that moves each thing of the last context frame whole, with a
     learned per-step prior over the things' changes of velocity. The shared options
@@ -159,6 +191,7 @@ class ThingMotionVAE(VAEModule):
         self.things, self.condition_frames = things, condition_frames
         self.max_speed = max_speed
         self.z_shape = (things, self.frames - condition_frames, 2)
+        self.last_scene = LastScene()
         self.prior_net = nn.Sequential(
             nn.Linear(STATE, hidden),
             nn.SiLU(),
@@ -177,11 +210,17 @@ class ThingMotionVAE(VAEModule):
     # --- the scene and its trajectories -------------------------------------------------------
 
     def scene(self, context: Tensor) -> Scene:
-        """The things of ``context`` ``(B, c, C, H, W)`` (its last ``condition_frames``)."""
+        """The things of ``context`` ``(B, c, C, H, W)`` (its last ``condition_frames``); built
+        once for the posterior, KL and decoder of the same context (:class:`LastScene`)."""
         c = self.condition_frames
         if context is None or context.ndim != 5 or context.shape[1] < c:
             got = None if context is None else tuple(context.shape)
             raise ValueError(f"ThingMotionVAE needs context (B, {c}, C, H, W), got {got}")
+        return self.last_scene.get(context, self.build_scene)
+
+    def build_scene(self, context: Tensor) -> Scene:
+        """:meth:`scene`, built."""
+        c = self.condition_frames
         context = context[:, -c:].float()
         size = context.shape[-1]
         masks = thing_masks(context[:, -1], self.things, MIN_AREA)

@@ -78,6 +78,11 @@ def test_the_scene_is_built_once_per_context_and_again_when_it_changes():
     fresh = ThingMotionVAE.build_scene(vae, copy.clone())
     assert all(torch.equal(a, b) for a, b in zip(changed, fresh, strict=True))
     assert not torch.equal(changed.masks, scene.masks)
+    with torch.inference_mode():  # no version to tell a change by: built each time
+        frozen = copy.clone()
+        assert vae.scene(frozen) is not vae.scene(frozen) and len(built) == 6
+        samples = vae.sample_futures(frozen, 4, 2, torch.Generator().manual_seed(0))
+    assert samples.shape == (2, 2, 4, 3, S, S)
 
 
 def test_an_untrained_prior_continues_the_context_velocity():

@@ -111,7 +111,8 @@ class LastScene:
     sampling twice (prior, decoder); building it (segmentation, tracking, completion) is the
     model's costliest part. The context is kept, so its memory cannot pass to another tensor
     while the scene is: a context with the same memory, shape, strides, dtype and version
-    (an in-place change bumps it) holds the same values.
+    (an in-place change bumps it) holds the same values. Tensors made under
+    ``torch.inference_mode`` have no version, so their scenes are built each time.
     """
 
     def __init__(self) -> None:
@@ -121,6 +122,8 @@ class LastScene:
 
     def get(self, context: Tensor, build: Callable[[Tensor], Scene]) -> Scene:
         """``build(context)``, or the kept scene where ``context`` is the kept one."""
+        if context.is_inference():
+            return build(context)
         key = (
             context.data_ptr(),
             context.device,

@@ -169,15 +169,18 @@ class Scores:
 
     def wholeness(self) -> dict[str, Tensor]:
         """``wholeness/<source>/<what>``: ``whole``, the share of the frames whole; ``kept``,
-        ``kept_pieces``, ``kept_area``, the share of the frames in which the truth is whole
-        where the source is whole, has as many pieces, has the area; ``steps``, the share
-        whole per step; one per sample index (K,) for the samples."""
+        ``kept_pieces``, ``kept_area``, ``kept_fewer``, ``kept_more``, the share of the frames
+        in which the truth is whole where the source is whole, has as many pieces, has the
+        area, has fewer pieces (things merged: overlapping, or one lost), has more (a thing
+        torn, or one that was covered in the first frame shown); ``steps``, the share whole
+        per step; one per sample index (K,) for the samples."""
         out, tests = {}, {}
         for source, parts in self.changes.items():
             pieces, area = torch.cat(parts, 1)  # (B, T), or (B, K, T) for the samples
             pieces, area = (v.transpose(0, 1) if v.ndim == 3 else v[None] for v in (pieces, area))
             tests[source] = {"pieces": pieces == 0, "area": area.abs() <= TOLERANCE}
             tests[source]["whole"] = tests[source]["pieces"] & tests[source]["area"]
+            tests[source] |= {"fewer": pieces < 0, "more": pieces > 0}
         truth = tests["truth"]["whole"][0]
         for source, t in tests.items():  # each (K or 1, B, T)
             one = (lambda v: v) if source == "samples" else (lambda v: v[0])
@@ -322,11 +325,12 @@ def sample_lines(results: dict[str, Tensor]) -> list[str]:
 
 def wholeness_lines(results: dict[str, Tensor]) -> list[str]:
     """Per source, the share of the frames whole, and of the truth's whole frames the share
-    kept whole, with as many pieces, with the area."""
-    names = ("whole", "kept", "kept_pieces", "kept_area")
+    kept whole, with as many pieces, with the area, with fewer pieces, with more."""
+    names = ("whole", "kept", "kept_pieces", "kept_area", "kept_fewer", "kept_more")
     lines = [
-        "| | frames whole | where the truth is whole: whole | same pieces | same area |",
-        "|---|---|---|---|---|",
+        "| | frames whole | where the truth is whole: whole | same pieces | same area "
+        "| fewer pieces | more pieces |",
+        "|---|---|---|---|---|---|---|",
     ]
     for source in ("truth", "reconstruction", "deterministic", "copy_last"):
         cells = [f"{float(results[f'wholeness/{source}/{n}']):.3f}" for n in names]
@@ -347,7 +351,9 @@ def section(
         "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
         "foreground pieces as the clip's first frame and their area is within 20 % of its; "
         "share of the future frames whole, and share of the frames in which the true clip is "
-        "whole where the source is whole too, has as many pieces, has the area.",
+        "whole where the source is whole too, has as many pieces, has the area, has fewer "
+        "pieces (things merged: overlapping, or one lost) and has more (a thing torn, or one "
+        "covered in the first frame shown).",
         "",
         *wholeness_lines(results),
         "",

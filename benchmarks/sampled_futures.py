@@ -347,17 +347,19 @@ def section(
     config: str, results: dict[str, Tensor], setup: str, simvp: dict, predictor: str
 ) -> list[str]:
     """The markdown section of one VAE: its setup and every table (wholeness where measured)."""
-    wholeness = [
-        "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
-        "foreground pieces as the clip's first frame and their area is within 20 % of its; "
-        "share of the future frames whole, and share of the frames in which the true clip is "
-        "whole where the source is whole too, has as many pieces, has the area, has fewer "
-        "pieces (things merged: overlapping, or one lost) and has more (a thing torn, or one "
-        "covered in the first frame shown).",
-        "",
-        *wholeness_lines(results),
-        "",
-    ]
+    wholeness = []
+    if "wholeness/truth/whole" in results:
+        wholeness = [
+            "Wholeness (`vidgen.wholeness`): a frame is whole when it has as many connected "
+            "foreground pieces as the clip's first frame and their area is within 20 % of its; "
+            "share of the future frames whole, and share of the frames in which the true clip is "
+            "whole where the source is whole too, has as many pieces, has the area, has fewer "
+            "pieces (things merged: overlapping, or one lost) and has more (a thing torn, or one "
+            "covered in the first frame shown).",
+            "",
+            *wholeness_lines(results),
+            "",
+        ]
     return [
         f"## `{config}`",
         "",
@@ -382,7 +384,7 @@ def section(
         "",
         *sample_lines(results),
         "",
-        *(wholeness if "wholeness/truth/whole" in results else []),
+        *wholeness,
     ]
 
 

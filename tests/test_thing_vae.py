@@ -108,6 +108,22 @@ def test_an_untrained_prior_continues_the_context_velocity():
     assert (red.sum((-1, -2)) == 36).all()  # each one whole
 
 
+def test_temperature_scales_the_draws_around_the_prior_mean():
+    clip, vae = shapes_clips(2)[:, :4], model()
+    eps = torch.randn(2, *vae.z_shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        vae.prior_net[-1].bias.data[2:] = 1.0  # a wide prior: draws differ from its mean
+        changes = {}
+        for t in (0.0, 0.3, 1.0):
+            vae.temperature = t
+            changes[t] = vae.correlate(eps, clip)
+    first = {t: c[:, :, 0] for t, c in changes.items()}  # later steps' states differ
+    present = first[1.0].abs().sum(-1) > 0
+    assert present.any() and torch.equal(changes[0.0], vae.correlate(0 * eps, clip))
+    torch.testing.assert_close(first[0.3] - first[0.0], 0.3 * (first[1.0] - first[0.0]))
+    assert not torch.equal(changes[0.3], changes[1.0])
+
+
 def mean_path(vae: ThingMotionVAE, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The prior's mean future of ``clip``'s context ``(1, 12, 3, S, S)`` and the left edge of
     the red square in each of its generated frames."""
@@ -172,6 +188,8 @@ def test_bad_options_and_input_are_explained():
         model(z_dim=8)
     with pytest.raises(ValueError, match="kl_warmup_steps"):
         model(kl_warmup_steps=10)
+    with pytest.raises(ValueError, match="temperature"):
+        model(temperature=-0.5)
     vae = model()
     z = torch.zeros(2, *vae.z_shape)
     with pytest.raises(ValueError, match="context"):

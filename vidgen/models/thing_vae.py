@@ -155,6 +155,11 @@ class ThingMotionVAE(VAEModule):
             (a bounce reverses a velocity), and the prior's velocities are in its units.
         hidden: width of the prior's MLP (2 hidden layers).
         beta: weight of the KL term (> 0: it trains the prior).
+        temperature: sampling draws each change with the prior's scale times this (the KL
+            term fits the prior as it is). The tracked motion changes at a few steps and by
+            much; a Laplace fitted to it spreads that change over every step, so its draws
+            scatter the paths more than real motion does: below 1 corrects that. 0 gives the
+            prior's mean path.
     """
 
     default_optimizer = staticmethod(adam)
@@ -166,6 +171,7 @@ class ThingMotionVAE(VAEModule):
         max_speed: float = 4.0,
         hidden: int = 64,
         beta: float = 1.0,
+        temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("z_dim", Z_DIM) != Z_DIM:
@@ -186,13 +192,15 @@ class ThingMotionVAE(VAEModule):
                 f"condition_frames must be in [2, frames={self.frames}) (velocities are read off "
                 f"the context), got {condition_frames}"
             )
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0: the prior's mean), got {temperature}")
         if things < 1 or hidden < 1 or max_speed <= 0:
             raise ValueError(
                 f"things and hidden must be >= 1 and max_speed > 0, got {things}, {hidden}, "
                 f"{max_speed}"
             )
         self.things, self.condition_frames = things, condition_frames
-        self.max_speed = max_speed
+        self.max_speed, self.temperature = max_speed, temperature
         self.z_shape = (things, self.frames - condition_frames, 2)
         self.last_scene = LastScene()
         self.prior_net = nn.Sequential(
@@ -385,8 +393,8 @@ class ThingMotionVAE(VAEModule):
 
     def correlate(self, eps: Tensor, context: Tensor | None) -> Tensor:
         """A prior sample from standard normal ``eps`` ``(n, *z_shape)``: the prior rolled
-        forward from the context's state, each step's change drawn given the state the ones
-        before led to (zero for empty slots)."""
+        forward from the context's state, each step's change drawn (its scale times
+        ``temperature``) given the state the ones before led to (zero for empty slots)."""
         with fp32(eps.device):
             scene = self.scene(context)
             velocity, position = scene.velocity, scene.phase
@@ -396,7 +404,7 @@ class ThingMotionVAE(VAEModule):
                 drawn_velocity, at = self.drawn(scene, velocity, position)
                 mean, scale = self.prior(self.state(scene, drawn_velocity, at.round(), first))
                 draw = laplace_from_normal(eps[:, :, t].float())
-                change = (mean + scale * draw) * scene.present[..., None]
+                change = (mean + self.temperature * scale * draw) * scene.present[..., None]
                 velocity = velocity + change
                 position = position + velocity
                 changes.append(change)

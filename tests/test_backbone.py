@@ -13,6 +13,7 @@ def seeded():
     torch.manual_seed(0)
 
 
+@pytest.mark.slow
 def test_paper_feature_size_at_224():
     backbone = FrozenVGG16("pool5")
     assert backbone.feature_shape(224) == (512, 7, 7)

@@ -92,6 +92,7 @@ def tiny_demo(*extra: str) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_fit_resume_then_test_writes_outputs(in_tmp):
     first = main(["fit", *tiny_demo("--trainer.max_epochs=1")])
     assert first.trainer.global_step == 2
@@ -106,6 +107,7 @@ def test_fit_resume_then_test_writes_outputs(in_tmp):
     assert sorted(p.name for p in (in_tmp / "runs" / "demo" / "videos").glob("test_*.gif"))
 
 
+@pytest.mark.slow
 def test_console_script_exits_zero_after_a_run(in_tmp):
     """The installed `vidgen fit ...` (what `make demo` runs) ends with exit status 0."""
     script = Path(sys.executable).with_name("vidgen")

@@ -32,7 +32,7 @@ DRIVER = Path(__file__).with_name("crash_run.py")
 DELAY = 0.1  # seconds added to each video's probe or decode in the killed build
 SEEDED = random.Random(27)
 EARLY, LATE = (round(SEEDED.uniform(start, start + 0.5), 3) for start in (0.05, 0.55))
-KILLS = [EARLY, pytest.param(LATE, marks=pytest.mark.slow)]  # s after ready (the late: slow)
+KILLS = [pytest.param(after, marks=pytest.mark.slow) for after in (EARLY, LATE)]  # s after ready
 
 
 def killed_build(what: str, corpus: Path, cache: Path, after: float) -> None:

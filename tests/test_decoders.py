@@ -109,6 +109,7 @@ def test_folder_module_runs_without_decord(tmp_path):
     assert run.stdout.split()[-1] in ("torchcodec", "pyav")
 
 
+@pytest.mark.slow
 def test_vidgen_imports_without_decord_and_av():
     code = (
         "import sys; sys.modules['decord'] = None; sys.modules['av'] = None\n"

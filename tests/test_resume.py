@@ -11,6 +11,7 @@ from vidgen import MotionPredictor, ShapesDataModule
 from vidgen.cli import main
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(in_tmp, monkeypatch):
     whole = main(fit_args("--trainer.max_epochs=2", "--trainer.default_root_dir=runs/whole"))
     train = MotionPredictor.training_step

@@ -200,6 +200,7 @@ def test_bad_options_and_input_are_explained():
         vae.decode(z, 4, torch.rand(2, 4, 3, S, S))
 
 
+@pytest.mark.slow
 def test_the_packaged_config_fits_and_tests(in_tmp):
     cli = tiny_run("fit", "vae_things_demo.yaml", "--trainer.logger=false")
     assert cli.trainer.state.finished and isinstance(cli.model, ThingMotionVAE)

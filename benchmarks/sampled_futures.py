@@ -135,16 +135,9 @@ class Scores:
         for source, metrics in self.metrics.items():
             metrics.update(predictions[source], target, context)
             self.features[source].append(self.net(predictions[source]).float())
-        if self.flat:
-            self.update_changes(video, predictions, samples)
-
-    def update_changes(
-        self, video: Tensor, predictions: dict[str, Tensor], samples: Tensor
-    ) -> None:
-        """Every source's :func:`piece_changes` against the clip's first frame."""
-        c = video.shape[1] - samples.shape[2]
-        context, target = video[:, :c], video[:, c:]
-        reference = video[:, 0]
+        if not self.flat:
+            return
+        reference = video[:, 0]  # every source's piece changes against the clip's first frame
         frames = {"truth": target, **predictions, "copy_last": context[:, -1:].expand_as(target)}
         for source, clip in frames.items():
             self.changes.setdefault(source, []).append(torch.stack(piece_changes(clip, reference)))

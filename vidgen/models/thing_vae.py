@@ -132,7 +132,7 @@ class LastScene:
             context.stride(),
             context._version,
         )
-        if self.scene is None or key != self.key:
+        if key != self.key:  # None before the first
             self.scene = build(context)
             self.context, self.key = context, key
         return self.scene

@@ -3,7 +3,8 @@ deterministic predictor, copy-last and mean-frame; whether their things stay who
 
 On each embedded dataset of :data:`DATASETS` (``--data``), its VAEs (shapes: ``vae_demo.yaml``,
 the MotionVAE, and ``vae_things_demo.yaml``, the ThingMotionVAE; textured: the MotionVAE, whose
-config is fitted on the textured data instead; the ThingMotionVAE needs a flat background) and
+config is fitted on the textured data instead, and ``vae_layers_textured.yaml``, the
+LayerMotionVAE; the ThingMotionVAE needs a flat background) and
 its deterministic MotionPredictor (``demo.yaml``, ``demo_textured.yaml``: the same data and test
 clips) train at their configs' budgets (``vidgen fit``). Then, per VAE, one pass over the
 held-out clips draws K futures (the VAE's ``predict_samples``) of 16 steps from 4 true
@@ -74,7 +75,7 @@ DATASETS = {
     ),
     "textured": Dataset(
         "demo_textured.yaml",
-        {"vae_demo.yaml": "futures_textured.png"},
+        {"vae_demo.yaml": "futures_textured.png", "vae_layers_textured.yaml": "futures_layers.png"},
         {
             "simvp (same steps)": "simvp_textured (vidgen's steps)",
             "simvp (long)": "simvp_textured (long)",

@@ -27,7 +27,9 @@ SYNCING = {
 """ATen ops whose result on the host depends on tensor values."""
 READS_BY_DESIGN = {
     "vae_things_demo.yaml": "ThingMotionVAE grows its one-colour pieces until no label changes "
-    "and sizes its tracking templates by the largest thing: host reads in every step"
+    "and sizes its tracking templates by the largest thing: host reads in every step",
+    "vae_layers_textured.yaml": "LayerMotionVAE sizes its tracking templates by the largest "
+    "layer: host reads in every step",
 }
 """Configs whose model reads values on the host by design, and why."""
 

@@ -16,6 +16,7 @@ FAST_CONFIGS = frozenset(
         "vae_demo.yaml",  # MotionVAE
         "vae_demo_paper.yaml",  # VideoVAE
         "vae_things_demo.yaml",  # ThingMotionVAE
+        "vae_layers_textured.yaml",  # LayerMotionVAE
     }
 )
 """One packaged config per model class, the fast tier's."""

@@ -11,6 +11,7 @@ from vidgen.data import (
 from vidgen.models import (
     FramePredictor,
     FrozenVGG16,
+    LayerMotionVAE,
     MotionPredictor,
     MotionVAE,
     MultiScaleHead,
@@ -22,6 +23,7 @@ from vidgen.models import (
 __all__ = [
     "FramePredictor",
     "FrozenVGG16",
+    "LayerMotionVAE",
     "MotionPredictor",
     "MotionVAE",
     "MultiScaleHead",

@@ -77,10 +77,13 @@ def check_current(
     """Raise when ``checkpoint`` was written by vidgen 0.1, whose FramePredictor and VideoVAE
     also held vidgen's own designs (now :class:`~vidgen.MotionPredictor` and
     :class:`~vidgen.MotionVAE`): its options no longer build the class it names. An option of
-    :data:`RETIRED` that ``model``, the class loading it, takes (MotionVAE's
-    ``condition_frames``) is current."""
+    :data:`RETIRED` that ``model``, the class loading it, or a class it builds on takes
+    (MotionVAE's ``condition_frames``) is current."""
     hparams = checkpoint.get("hyper_parameters", {})
-    taken = set(inspect.signature(model.__init__).parameters) if model is not None else set()
+    inits = [
+        c.__init__ for c in (model.__mro__ if model is not None else ()) if "__init__" in vars(c)
+    ]
+    taken = {name for init in inits for name in inspect.signature(init).parameters}
     old = sorted(set(hparams) & set(RETIRED) - taken)
     if not old:
         return

@@ -1,10 +1,11 @@
-"""Models: the paper's FramePredictor and VideoVAE, vidgen's MotionPredictor, MotionVAE and
-ThingMotionVAE, the learned peer SimVP, and what they are built from (frozen backbone,
-recurrent cores, heads, losses)."""
+"""Models: the paper's FramePredictor and VideoVAE, vidgen's MotionPredictor, MotionVAE,
+ThingMotionVAE and LayerMotionVAE, the learned peer SimVP, and what they are built from (frozen
+backbone, recurrent cores, heads, losses)."""
 
 from vidgen.models.backbone import FrozenVGG16
 from vidgen.models.deconv import Deconv2d
 from vidgen.models.heads import FrameHead, MultiScaleHead, UpsampleDeconvHead
+from vidgen.models.layer_vae import LayerMotionVAE
 from vidgen.models.losses import VideoLoss, kl_divergence
 from vidgen.models.motion_predictor import MotionPredictor
 from vidgen.models.motion_vae import MotionVAE
@@ -21,6 +22,7 @@ __all__ = [
     "FramePredictor",
     "FrozenVGG16",
     "LSTMCore",
+    "LayerMotionVAE",
     "MotionPredictor",
     "MotionVAE",
     "MultiScaleHead",

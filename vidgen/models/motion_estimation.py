@@ -222,9 +222,21 @@ def fit_motion(basis: Tensor, velocity: Tensor, weight: Tensor, affine: bool) ->
 @torch.no_grad()
 def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations: int = 8) -> Tensor:
     """``velocity`` ``(N, 2, H, W)`` with each pixel's velocity replaced by that of its motion
-    layer: ``layers`` motions fitted per clip, weighted by ``confidence`` ``(N, 1, H, W)``,
-    e.g. :func:`texture`. A field made of one affine motion and at most
-    ``layers - 1`` translations comes back unchanged (up to the ridge). Frames of more than
+    layer (:func:`fit_layers`; weighted by ``confidence`` ``(N, 1, H, W)``, e.g.
+    :func:`texture`). A field made of one affine motion and at most ``layers - 1``
+    translations comes back unchanged (up to the ridge)."""
+    motions, labels = fit_layers(velocity, confidence, layers, iterations)
+    return layer_field(motions, labels).to(velocity.dtype)
+
+
+@torch.no_grad()
+def fit_layers(
+    velocity: Tensor, confidence: Tensor, layers: int, iterations: int = 8
+) -> tuple[Tensor, Tensor]:
+    """``layers`` motions fitted per clip to ``velocity`` ``(N, 2, H, W)``, weighted by
+    ``confidence`` ``(N, 1, H, W)``: the first affine, the others translations, each pixel in
+    the layer whose motion fits it best. Returns the motions ``(N, layers, 3, 2)`` (as
+    :func:`fit_motion`'s, in float32) and each pixel's layer ``(N, H, W)``. Frames of more than
     :data:`FIT_PIXELS` pixels are fitted on an evenly strided subset of them, then every pixel
     is assigned."""
     if layers < 1 or iterations < 0:
@@ -256,9 +268,18 @@ def motion_layers(velocity: Tensor, confidence: Tensor, layers: int, iterations:
             refit = fit_motion(basis, field, member[..., k], affine=k == 0)
             refits.append(torch.where(alive, refit, stacked[:, k]))
         stacked = torch.stack(refits, 1)
-    chosen = stacked[clips[:, None], assign(every, everywhere, stacked)]  # (N, P, 3, 2)
+    return stacked, assign(every, everywhere, stacked).view(n, h, w)
+
+
+def layer_field(motions: Tensor, labels: Tensor) -> Tensor:
+    """The velocity ``(N, 2, H, W)`` of each pixel's layer: ``motions`` ``(N, K, 3, 2)`` and
+    ``labels`` ``(N, H, W)`` as :func:`fit_layers` returns them."""
+    n, h, w = labels.shape
+    every = affine_basis(h, w, motions)
+    clips = torch.arange(n, device=labels.device)
+    chosen = motions[clips[:, None], labels.flatten(1)]  # (N, P, 3, 2)
     out = (every[None, :, None] @ chosen)[:, :, 0]  # (N, P, 2)
-    return out.transpose(1, 2).reshape(n, 2, h, w).to(velocity.dtype)
+    return out.transpose(1, 2).reshape(n, 2, h, w)
 
 
 def assign(basis: Tensor, field: Tensor, models: Tensor) -> Tensor:

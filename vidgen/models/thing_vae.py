@@ -163,6 +163,9 @@ class ThingMotionVAE(VAEModule):
     """
 
     default_optimizer = staticmethod(adam)
+    posterior_margin = POSTERIOR_MARGIN
+    """How far inside the pixel around a seen position the posterior's path moves where it
+    would stray (:func:`~vidgen.models.thing_paths.follow`)."""
 
     def __init__(
         self,
@@ -320,39 +323,40 @@ class ThingMotionVAE(VAEModule):
     def infer(self, features: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | clip) ``(B, *z_shape)``: the changes of velocity of
         each thing's steadiest free flight whose path bounced off the walls stays within
-        ``0.5 - POSTERIOR_MARGIN`` px of its centres in the clip's generated frames
-        (:func:`~vidgen.models.thing_paths.follow`; the thing tracked by template matching,
-        :func:`~vidgen.models.things.track`, its centre where it is not covered,
-        :func:`~vidgen.models.things.centres`; where it is, the flight goes on). The flight
-        starts at the context's sub-pixel position with the slope of a line through the
-        centres of its first run: the first step's change corrects the speed read off the
-        context, the later ones are zero until the motion changes beyond a bounce
-        (``features`` are not used). Past the clip's end the changes are zero."""
+        ``0.5 - posterior_margin`` px of its positions seen in the clip's generated frames
+        (:func:`~vidgen.models.thing_paths.follow`, :meth:`seen_positions`; where it is not
+        seen, the flight goes on). The flight starts at the context's sub-pixel position with
+        the slope of a line through the positions of its first run: the first step's change
+        corrects the speed read off the context, the later ones are zero until the motion
+        changes beyond a bounce (``features`` are not used). Past the clip's end the changes
+        are zero."""
         c, steps = self.condition_frames, self.z_shape[1]
         with fp32(video.device):
             scene = self.scene(video[:, :c])
-            future = video[:, c : c + steps].float()
-            offsets = track(
-                video[:, c - 1].float(),
-                scene.masks,
-                future,
-                scene.velocity,
-                math.ceil(2 * self.max_speed),
-            )
-            pixels = seen_pixels(video[:, c - 1].float(), scene.masks, future, offsets)
-            seen, trusted = centres(scene.masks, pixels)
-            targets = torch.where(trusted[..., None], seen, float("nan"))
+            targets = self.seen_positions(scene, video[:, c - 1].float(), video[:, c : c + steps])
+            trusted = ~targets.isnan().any(-1)
             walls = (scene.low, scene.high)
             _, flight = follow(targets, scene.phase, scene.velocity, 0.5, walls)  # unfolded
             since = F.pad(flight, (0, 0, 1, 0))
             weight = one_run(since) * F.pad(trusted, (1, 0), value=True)[..., None]
             slope, _, fitted = line_fit(since, weight, 0)
             speed = torch.where(fitted, slope, first_run_velocity(flight))
-            steady, _ = follow(targets, scene.phase, speed, POSTERIOR_MARGIN, walls)
+            steady, _ = follow(targets, scene.phase, speed, self.posterior_margin, walls)
             velocity = torch.cat([scene.velocity[:, :, None], steady], 2)
             changes = velocity.diff(dim=2) * scene.present[:, :, None, None]
             mu = F.pad(changes, (0, 0, 0, steps - changes.shape[2]))
         return mu, torch.full_like(mu, POSTERIOR_LOGVAR)
+
+    def seen_positions(self, scene: Scene, last: Tensor, future: Tensor) -> Tensor:
+        """Each thing's position ``(B, K, T, 2)`` in ``future`` ``(B, T, C, H, W)``, pixels from
+        where it is in ``last`` ``(B, C, H, W)``, NaN where it is not seen whole: its sub-pixel
+        centre (:func:`~vidgen.models.things.centres`) where template matching
+        (:func:`~vidgen.models.things.track`) finds it uncovered."""
+        future = future.float()
+        radius = math.ceil(2 * self.max_speed)
+        offsets = track(last, scene.masks, future, scene.velocity, radius)
+        seen, trusted = centres(scene.masks, seen_pixels(last, scene.masks, future, offsets))
+        return torch.where(trusted[..., None], seen, float("nan"))
 
     def decode(
         self,

@@ -1,0 +1,229 @@
+"""LayerMotionVAE: the ThingMotionVAE's latent and learned prior over the motion layers of
+textured video.
+
+Where every pixel carries texture (the embedded textured data, real footage) there is no flat
+background to cut things out of; what moves whole is a motion layer. The last context frame's
+block-matched velocity (:func:`~vidgen.models.motion_estimation.observed_velocity`) is
+explained by a few motions (:func:`~vidgen.models.motion_estimation.fit_layers`: one affine,
+the others translations), each pixel in the layer whose motion fits it. The largest layer is
+the camera's (its motion is the backdrop's: a pan, a zoom); the others are things, each with
+the box of its pixels and the frame's borders as walls it bounces off.
+
+The latent, the posterior's form and the prior are the :class:`~vidgen.models.ThingMotionVAE`'s,
+one slot per layer: z is each layer's change of velocity per generated step, and a learned
+per-step Laplace prior rolls each layer forward from its state. What differs:
+
+- **The decoder moves layers.** Every pixel of the last context frame moves with its layer's
+  path (a thing's bounced off the walls; the camera's without walls, its affine part going on
+  as seen) and is splatted forward (:func:`~vidgen.models.motion_transport.splat_over`): a
+  layer's texture moves whole, resampled once from the last true frame, so it does not smear
+  however far a future runs. What nothing lands on shows the frame moved by the camera alone.
+- **The posterior tracks layers.** Each layer's textured pixels are found again in each
+  generated frame by template matching (whole pixels); the posterior is the steadiest free
+  flight through those offsets, as the ThingMotionVAE's through its things' centres.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidgen.models.motion_estimation import fit_layers, layer_field, observed_velocity, texture
+from vidgen.models.motion_predictor import MOTION_SPAN, SPLAT_SHARPNESS, fp32
+from vidgen.models.motion_transport import splat_over, warp
+from vidgen.models.thing_vae import ThingMotionVAE
+from vidgen.models.things import track
+
+WHOLE_PIXEL_MARGIN = 0.25
+"""The posterior's path keeps a quarter pixel inside each tracked whole-pixel offset's pixel."""
+BORDER = 3
+"""Pixels along the frame's borders that do not fit the layers (each pixel is still assigned
+one): what enters the frame there has no match in the frames before."""
+TIE = 1e-4
+"""Colour errors this close leave a pixel in the layer block matching gave it."""
+UNEXPLAINED = 0.05
+"""A pixel whose colour error (3 x 3 mean of the squared differences summed over channels) is
+above this under every layer's motion is explained by none."""
+NO_WALL = 1e4
+"""Pixels: the camera's walls, too far to reach (a backdrop does not bounce)."""
+BOX_SHARE = 0.05
+"""A thing's box leaves out this share of its pixels on each side: stray pixels assigned to its
+layer elsewhere in the frame do not stretch its box to the walls."""
+
+
+class LayerScene(NamedTuple):
+    """The layers of a context: as :class:`~vidgen.models.thing_vae.Scene` (one slot per layer,
+    the camera's first; ``phase`` zero, each layer's position is its offset), plus ``field``
+    ``(B, 2, H, W)``, each pixel's velocity ``(dx, dy)`` from its layer's motion, and
+    ``backdrop`` ``(B, 2, H, W)``, the camera's motion at every pixel."""
+
+    masks: Tensor
+    whole: Tensor
+    present: Tensor
+    box: Tensor
+    area: Tensor
+    velocity: Tensor
+    phase: Tensor
+    low: Tensor
+    high: Tensor
+    field: Tensor
+    backdrop: Tensor
+
+
+def share_box(masks: Tensor, share: float) -> Tensor:
+    """``(*L, 4)``: the box of each mask ``(*L, H, W)`` in pixels (top, left, bottom, right; the
+    last two past the end) that leaves out ``share`` of its pixels on each side; all zero for an
+    empty mask."""
+    weight = masks.float()
+    total = weight.flatten(-2).sum(-1).clamp_min(1e-6)[..., None]
+    sides = []
+    for profile in (weight.sum(-1), weight.sum(-2)):  # per row, per column
+        cumulative = profile.cumsum(-1) / total
+        first = (cumulative > share).float().argmax(-1)
+        last = (cumulative >= 1 - share - 1e-6).float().argmax(-1) + 1
+        sides.append((first, torch.maximum(last, first + 1)))
+    (top, bottom), (left, right) = sides
+    return torch.stack([top, left, bottom, right], -1) * masks.flatten(-2).any(-1)[..., None]
+
+
+def refine_labels(frames: Tensor, motions: Tensor, labels: Tensor) -> Tensor:
+    """``labels`` ``(B, H, W)`` with the pixels that block matching gave a thing's layer but
+    that its motion (``motions`` ``(B, K, 3, 2)``) does not bring back to their colour in any
+    of the frames before the last of ``frames`` ``(B, S, C, H, W)`` (squared error summed over
+    channels above :data:`UNEXPLAINED`, or above the backdrop's), given to the backdrop, the
+    largest layer. Block matching gives a moving thing's velocity to the background up to a
+    block's reach around it (what it uncovers, what it is about to cover); a pixel's own colour
+    does not."""
+    k = motions.shape[1]
+    members = F.one_hot(labels, k).permute(0, 3, 1, 2)  # (B, K, H, W)
+    largest = members.flatten(2).sum(2).argmax(1)  # (B,)
+    clips = torch.arange(len(labels), device=labels.device)
+
+    def error(layer: Tensor) -> Tensor:  # (B, H, W): each pixel's under its layer's motion
+        velocity = layer_field(motions[clips, layer][:, None], labels.new_zeros(labels.shape))
+        back = [
+            (warp(frames[:, -1 - step], velocity * step) - frames[:, -1]).pow(2).sum(1)
+            for step in range(1, frames.shape[1])
+        ]
+        return torch.stack(back, 1).amin(1)
+
+    own = torch.zeros_like(frames[:, -1, 0])
+    for layer in range(k):  # each pixel's error under its own layer's motion
+        mine = labels == layer
+        own = torch.where(mine, error(torch.full_like(largest, layer)), own)
+    backdrop = error(largest)
+    stray = (own > UNEXPLAINED) | (own > backdrop + TIE)
+    return torch.where(stray, largest[:, None, None].expand_as(labels), labels)
+
+
+class LayerMotionVAE(ThingMotionVAE):
+    """Conditional clip VAE that moves each motion layer of the last context frame whole, with
+    the :class:`~vidgen.models.ThingMotionVAE`'s learned per-step prior over the layers' changes
+    of velocity. Arguments as the ThingMotionVAE's, except ``things``: the motion layers fitted
+    to the last context frame's velocity (the largest one is the camera's)."""
+
+    posterior_margin = WHOLE_PIXEL_MARGIN
+
+    def __init__(self, things: int = 6, **kwargs: Any) -> None:
+        super().__init__(things=things, **kwargs)
+
+    def build_scene(self, context: Tensor) -> LayerScene:
+        """The motion layers of ``context``'s last frame, largest first, with their motion."""
+        frames = context[:, -self.condition_frames :].float()
+        b, size = len(frames), frames.shape[-1]
+        seen = observed_velocity(frames, MOTION_SPAN, self.max_speed)
+        h, w = frames.shape[-2:]
+        inner = texture(frames[:, -1])[..., BORDER : h - BORDER, BORDER : w - BORDER]
+        confidence = F.pad(inner, (BORDER,) * 4)
+        motions, labels = fit_layers(seen, confidence, self.things)
+        labels = refine_labels(frames, motions, labels)
+        counts = F.one_hot(labels.flatten(1), self.things).sum(1)  # (B, K)
+        order = counts.argsort(dim=1, descending=True, stable=True)
+        motions = motions.gather(1, order[..., None, None].expand_as(motions))
+        labels = order.argsort(dim=1).gather(1, labels.flatten(1)).view_as(labels)
+        masks = labels[:, None] == torch.arange(self.things, device=labels.device)[:, None, None]
+        field = layer_field(motions, labels)
+        weight = masks.float()
+        mean = torch.einsum("bkhw,bchw->bkc", weight, field)
+        velocity = (mean / weight.flatten(2).sum(2).clamp_min(1)[..., None]).flip(-1)  # (y, x)
+        backdrop = layer_field(motions[:, :1], labels.new_zeros(labels.shape))
+        box = share_box(masks, BOX_SHARE).float()
+        box[:, 0] = box.new_tensor([0, 0, size, size])
+        low, high = -box[..., :2], size - box[..., 2:]
+        low[:, 0], high[:, 0] = -NO_WALL, NO_WALL
+        return LayerScene(
+            masks=masks,
+            whole=masks,
+            present=masks.flatten(2).any(2),
+            box=box / size,
+            area=weight.mean((2, 3)),
+            velocity=velocity,
+            phase=velocity.new_zeros(b, self.things, 2),
+            low=low,
+            high=high,
+            field=field,
+            backdrop=backdrop,
+        )
+
+    @staticmethod
+    def moved(
+        scene: LayerScene, velocity: Tensor, position: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per pixel of the last context frame, from its layer's drawn ``velocity`` and
+        ``position`` ``(B, K, T, 2)`` (y, x) at each generated step:
+        its offset and velocity ``(B, T, 2, H, W)`` (dx, dy), the layer's affine part going on
+        as seen; and the camera's offset of every pixel (where nothing lands)."""
+        steps = torch.arange(1, position.shape[2] + 1, device=position.device).float()
+        steps = steps.view(1, -1, 1, 1, 1)
+        masks = scene.masks.float()
+        own = torch.einsum("bkhw,bkc->bchw", masks, scene.velocity.flip(-1))
+        offset = torch.einsum("bkhw,bktc->btchw", masks, position.flip(-1))
+        pixel_velocity = torch.einsum("bkhw,bktc->btchw", masks, velocity.flip(-1))
+        deviation = (scene.field - own)[:, None]
+        camera_velocity = scene.velocity[:, 0].flip(-1)[..., None, None]
+        camera = position[:, 0].flip(-1)[..., None, None]
+        camera = camera + (scene.backdrop - camera_velocity)[:, None] * steps
+        return offset + deviation * steps, pixel_velocity + deviation, camera
+
+    def decode(
+        self,
+        z: Tensor,
+        frames: int | None = None,
+        context: Tensor | None = None,
+        context_features: Tensor | None = None,
+    ) -> Tensor:
+        """Clips ``(B, frames, C, H, W)``: ``context`` ``(B, c, C, H, W)``, then its last frame
+        with each layer moved along z's trajectory and splatted (no changes past z's steps).
+        ``context_features`` are not used."""
+        frames = self.check_context(z, frames, context)
+        c = self.condition_frames
+        with fp32(z.device):
+            scene = self.scene(context)
+            changes = z.float()[:, :, : frames - c]
+            changes = F.pad(changes, (0, 0, 0, frames - c - changes.shape[2]))
+            offset, velocity, camera = self.moved(
+                scene, *self.drawn(scene, *self.trajectory(scene, changes))
+            )
+            last = context[:, -1:].float().expand(-1, frames - c, -1, -1, -1)
+            fill = warp(last, camera)
+            generated = splat_over(last, offset, velocity, fill, SPLAT_SHARPNESS)
+        return torch.cat([context, generated.clamp(0, 1).to(context.dtype)], 1)
+
+    def seen_positions(self, scene: LayerScene, last: Tensor, future: Tensor) -> Tensor:
+        """Each thing layer's whole-pixel offset ``(B, K, T, 2)`` in ``future``
+        ``(B, T, C, H, W)`` from where its pixels lie in ``last`` ``(B, C, H, W)``: template
+        matching (:func:`~vidgen.models.things.track`) of the layer's textured pixels. NaN
+        (not seen: the path goes on) for the camera's layer, whose pixels a zoom and the things
+        over it change too much to match, and for a layer from the first step faster than
+        ``max_speed``: the match is lost."""
+        radius = math.ceil(2 * self.max_speed)
+        masks, velocity = scene.masks[:, 1:].contiguous(), scene.velocity[:, 1:].contiguous()
+        things = track(last, masks, future.float(), velocity, radius)
+        steps = things.diff(dim=2, prepend=torch.zeros_like(things[:, :, :1]))
+        lost = (steps.abs() > self.max_speed + 1).any(-1).cummax(dim=2).values
+        camera = torch.full_like(things[:, :1], float("nan"))
+        return torch.cat([camera, torch.where(lost[..., None], float("nan"), things)], 1)

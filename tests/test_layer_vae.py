@@ -25,17 +25,21 @@ def model(**kw) -> LayerMotionVAE:
     return LayerMotionVAE(**{**args, **kw})
 
 
+def background(shift: int) -> torch.Tensor:
+    """``(3, S, S)``: a periodic 1/f texture in [0, 0.5], moved ``shift`` px to the right."""
+    noise = pink_noise(np.random.default_rng(0), S, 3)
+    return torch.from_numpy(noise).permute(2, 0, 1).roll(shift, -1) * 0.5
+
+
 def panning_clip(frames: int = 12, square_step: int = 2, pan: int = 1) -> torch.Tensor:
     """``(1, frames, 3, S, S)``: a periodic 1/f texture panning ``pan`` px a frame to the right
     and a bright textured 8 px square moving ``square_step`` px a frame to the right, from
     column 8 and bouncing off the right border (at column 24)."""
-    rng = np.random.default_rng(0)
-    background = torch.from_numpy(pink_noise(rng, S, 3)).permute(2, 0, 1) * 0.5
-    texture = torch.from_numpy(pink_noise(rng, 8, 3)).permute(2, 0, 1) * 0.5 + 0.5
+    texture = torch.from_numpy(pink_noise(np.random.default_rng(1), 8, 3)).permute(2, 0, 1)
     clip, x, step = torch.zeros(1, frames, 3, S, S), 8, square_step
     for t in range(frames):
-        clip[0, t] = background.roll(pan * t, -1)
-        clip[0, t, :, 12:20, x : x + 8] = texture
+        clip[0, t] = background(pan * t)
+        clip[0, t, :, 12:20, x : x + 8] = texture * 0.5 + 0.5
         if not 0 <= x + step <= S - 8:
             step = -step
         x += step
@@ -60,6 +64,20 @@ def test_the_scene_finds_the_camera_and_the_thing_with_their_motion():
     assert (scene.low[0, 0] < -1000).all() and (scene.high[0, 0] > 1000).all()  # no walls
     thing = scene.masks[0, 1:, 12:20, 14:22].flatten(1).sum(1).argmax() + 1
     assert torch.allclose(scene.velocity[0, thing], torch.tensor([0.0, 2.0]), atol=0.3)
+
+
+def test_the_plate_shows_what_the_thing_covers_from_earlier_frames():
+    vae = model().eval()
+    scene = vae.scene(panning_clip()[:, :4])
+    # the square covers columns 14-21 in the last context frame (3); in its coordinates (the
+    # background panned 1 px a frame) it covered 13-20 in frame 2, 12-19 in frame 1, 11-18 in
+    # frame 0: columns 20-21 were seen uncovered
+    plate, behind = scene.plate[0, :, 12:20, 20:22], background(3)[:, 12:20, 20:22]
+    assert (plate - behind).abs().max() < 0.02
+    assert (panning_clip()[0, 3, :, 12:20, 20:22] - behind).abs().mean() > 0.2  # the square
+    camera = ~scene.masks[0, 1:].any(0)  # the camera's pixels are the last frame's
+    assert camera.sum() > 0.8 * S * S
+    assert torch.equal(scene.plate[0][:, camera], panning_clip()[0, 3][:, camera])
 
 
 def test_the_mean_future_moves_the_layers_and_bounces_the_thing():

@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from vidgen.models.motion_transport import carry, compose_flows, push_pull, splat, splat_over, warp
+from vidgen.models.motion_transport import (
+    carry,
+    compose_flows,
+    push_pull,
+    splat,
+    splat_onto,
+    splat_over,
+    warp,
+)
 
 
 def test_warp_moves_pixels_by_the_flow():
@@ -109,6 +117,20 @@ def test_splat_over_puts_what_moves_in_front_and_fills_the_rest():
     assert entering.min() >= 0.2 - 1e-6 and entering.max() <= 0.9 + 1e-6
     gone = torch.full((1, 2, 2, 8, 8), 100.0)  # everything leaves: only the fill is left
     assert torch.equal(splat_over(frames, gone, gone, fill, 1.0), fill)
+
+
+def test_splat_onto_shows_the_base_where_nothing_lands():
+    frames, base = torch.rand(1, 2, 3, 8, 8), torch.rand(1, 2, 3, 8, 8)
+    still = torch.zeros(1, 2, 2, 8, 8)
+    assert torch.equal(splat_onto(frames, still, still, base, 1.0), frames)
+    velocity = torch.zeros(1, 2, 2, 8, 8)
+    velocity[..., 0, 2:4, 2:4] = 2.0  # a 2 x 2 block moving 2 px right over a still background
+    out = splat_onto(frames, velocity, velocity, base, 10.0)
+    assert torch.allclose(out[..., 2:4, 4:6], frames[..., 2:4, 2:4], atol=1e-3)  # in front
+    assert torch.allclose(out[..., 2:4, 2:4], base[..., 2:4, 2:4])  # what it uncovered: base
+    assert torch.equal(out[..., 5:, :], frames[..., 5:, :])  # untouched elsewhere
+    gone = torch.full((1, 2, 2, 8, 8), 100.0)
+    assert torch.equal(splat_onto(frames, gone, gone, base, 1.0), base)
 
 
 def test_flows_compose_and_context_warping_resamples_once():

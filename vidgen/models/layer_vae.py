@@ -26,16 +26,16 @@ per-step Laplace prior rolls each layer forward from its state. What differs:
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from vidgen.models.motion_estimation import fit_layers, layer_field, observed_velocity, texture
-from vidgen.models.motion_predictor import MOTION_SPAN, SPLAT_SHARPNESS, fp32
-from vidgen.models.motion_transport import splat_over, warp
-from vidgen.models.thing_vae import ThingMotionVAE
+from vidgen.models.motion_predictor import MOTION_SPAN, SPLAT_SHARPNESS
+from vidgen.models.motion_transport import grid, push_pull, splat_onto, warp
+from vidgen.models.thing_vae import Scene, ThingMotionVAE
 from vidgen.models.things import track
 
 WHOLE_PIXEL_MARGIN = 0.25
@@ -48,30 +48,13 @@ TIE = 1e-4
 UNEXPLAINED = 0.05
 """A pixel whose colour error (3 x 3 mean of the squared differences summed over channels) is
 above this under every layer's motion is explained by none."""
+COVERED = 0.01
+"""An earlier frame's pixel over which a moved-back thing's mask is above this was covered."""
 NO_WALL = 1e4
 """Pixels: the camera's walls, too far to reach (a backdrop does not bounce)."""
 BOX_SHARE = 0.05
 """A thing's box leaves out this share of its pixels on each side: stray pixels assigned to its
 layer elsewhere in the frame do not stretch its box to the walls."""
-
-
-class LayerScene(NamedTuple):
-    """The layers of a context: as :class:`~vidgen.models.thing_vae.Scene` (one slot per layer,
-    the camera's first; ``phase`` zero, each layer's position is its offset), plus ``field``
-    ``(B, 2, H, W)``, each pixel's velocity ``(dx, dy)`` from its layer's motion, and
-    ``backdrop`` ``(B, 2, H, W)``, the camera's motion at every pixel."""
-
-    masks: Tensor
-    whole: Tensor
-    present: Tensor
-    box: Tensor
-    area: Tensor
-    velocity: Tensor
-    phase: Tensor
-    low: Tensor
-    high: Tensor
-    field: Tensor
-    backdrop: Tensor
 
 
 def share_box(masks: Tensor, share: float) -> Tensor:
@@ -120,6 +103,31 @@ def refine_labels(frames: Tensor, motions: Tensor, labels: Tensor) -> Tensor:
     return torch.where(stray, largest[:, None, None].expand_as(labels), labels)
 
 
+def background_plate(frames: Tensor, masks: Tensor, velocity: Tensor, backdrop: Tensor) -> Tensor:
+    """The last of ``frames`` ``(B, S, C, H, W)`` with what its things (``masks[:, 1:]`` of
+    ``(B, K, H, W)``) cover: the latest earlier frame that shows it once the camera's motion
+    (``backdrop`` ``(B, 2, H, W)``, pixels a step) is undone, with no thing over it there (each
+    thing moved back along its ``velocity`` ``(B, K, 2)``, down and right, relative to the
+    camera's, ``velocity[:, 0]``); where none does, the colours around it."""
+    last = frames[:, -1]
+    things = masks[:, 1:, None].float()  # (B, K - 1, 1, H, W)
+    known = 1 - things.amax(1)  # (B, 1, H, W)
+    plate = last * known
+    relative = (velocity[:, 1:] - velocity[:, :1]).flip(-1)[..., None, None]  # (dx, dy)
+    h, w = last.shape[-2:]
+    ys, xs = grid(h, w, last)
+    for back in range(1, frames.shape[1]):
+        earlier = warp(frames[:, -1 - back], backdrop * back)
+        x, y = xs - backdrop[:, 0] * back, ys - backdrop[:, 1] * back  # where it was then
+        inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1))[:, None]
+        then = warp(things, (-back * relative).expand(-1, -1, -1, h, w))
+        use = (known < 0.5) & inside & (then.amax(1) < COVERED)
+        plate = torch.where(use, earlier, plate)
+        known = torch.where(use, torch.ones_like(known), known)
+    around, _ = push_pull(plate * known, known)
+    return torch.where(known > 0.5, plate, around)
+
+
 class LayerMotionVAE(ThingMotionVAE):
     """Conditional clip VAE that moves each motion layer of the last context frame whole, with
     the :class:`~vidgen.models.ThingMotionVAE`'s learned per-step prior over the layers' changes
@@ -131,7 +139,7 @@ class LayerMotionVAE(ThingMotionVAE):
     def __init__(self, things: int = 6, **kwargs: Any) -> None:
         super().__init__(things=things, **kwargs)
 
-    def build_scene(self, context: Tensor) -> LayerScene:
+    def build_scene(self, context: Tensor) -> Scene:
         """The motion layers of ``context``'s last frame, largest first, with their motion."""
         frames = context[:, -self.condition_frames :].float()
         b, size = len(frames), frames.shape[-1]
@@ -155,7 +163,7 @@ class LayerMotionVAE(ThingMotionVAE):
         box[:, 0] = box.new_tensor([0, 0, size, size])
         low, high = -box[..., :2], size - box[..., 2:]
         low[:, 0], high[:, 0] = -NO_WALL, NO_WALL
-        return LayerScene(
+        return Scene(
             masks=masks,
             whole=masks,
             present=masks.flatten(2).any(2),
@@ -167,12 +175,11 @@ class LayerMotionVAE(ThingMotionVAE):
             high=high,
             field=field,
             backdrop=backdrop,
+            plate=background_plate(frames, masks, velocity, backdrop),
         )
 
     @staticmethod
-    def moved(
-        scene: LayerScene, velocity: Tensor, position: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def moved(scene: Scene, velocity: Tensor, position: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per pixel of the last context frame, from its layer's drawn ``velocity`` and
         ``position`` ``(B, K, T, 2)`` (y, x) at each generated step:
         its offset and velocity ``(B, T, 2, H, W)`` (dx, dy), the layer's affine part going on
@@ -189,31 +196,16 @@ class LayerMotionVAE(ThingMotionVAE):
         camera = camera + (scene.backdrop - camera_velocity)[:, None] * steps
         return offset + deviation * steps, pixel_velocity + deviation, camera
 
-    def decode(
-        self,
-        z: Tensor,
-        frames: int | None = None,
-        context: Tensor | None = None,
-        context_features: Tensor | None = None,
-    ) -> Tensor:
-        """Clips ``(B, frames, C, H, W)``: ``context`` ``(B, c, C, H, W)``, then its last frame
-        with each layer moved along z's trajectory and splatted (no changes past z's steps).
-        ``context_features`` are not used."""
-        frames = self.check_context(z, frames, context)
-        c = self.condition_frames
-        with fp32(z.device):
-            scene = self.scene(context)
-            changes = z.float()[:, :, : frames - c]
-            changes = F.pad(changes, (0, 0, 0, frames - c - changes.shape[2]))
-            offset, velocity, camera = self.moved(
-                scene, *self.drawn(scene, *self.trajectory(scene, changes))
-            )
-            last = context[:, -1:].float().expand(-1, frames - c, -1, -1, -1)
-            fill = warp(last, camera)
-            generated = splat_over(last, offset, velocity, fill, SPLAT_SHARPNESS)
-        return torch.cat([context, generated.clamp(0, 1).to(context.dtype)], 1)
+    def draw(self, last: Tensor, scene: Scene, velocity: Tensor, position: Tensor) -> Tensor:
+        """The generated frames ``(B, T, C, H, W)``: every pixel of ``last`` ``(B, C, H, W)``
+        moved along its layer's drawn path (``velocity`` and ``position`` ``(B, K, T, 2)``) and
+        splatted; where nothing lands, ``last`` moved by the camera alone."""
+        offset, pixel_velocity, camera = self.moved(scene, velocity, position)
+        frames = last[:, None].expand(-1, position.shape[2], -1, -1, -1)
+        base = warp(scene.plate[:, None].expand_as(frames), camera)
+        return splat_onto(frames, offset, pixel_velocity, base, SPLAT_SHARPNESS).clamp(0, 1)
 
-    def seen_positions(self, scene: LayerScene, last: Tensor, future: Tensor) -> Tensor:
+    def seen_positions(self, scene: Scene, last: Tensor, future: Tensor) -> Tensor:
         """Each thing layer's whole-pixel offset ``(B, K, T, 2)`` in ``future``
         ``(B, T, C, H, W)`` from where its pixels lie in ``last`` ``(B, C, H, W)``: template
         matching (:func:`~vidgen.models.things.track`) of the layer's textured pixels. NaN

@@ -113,16 +113,46 @@ def splat_over(
     frames, offset, velocity = (
         x.reshape(-1, x.shape[-3], h, w) for x in (frames, offset, velocity)
     )
+    front = in_front(velocity, sharpness)
+    landed, splatted = splat_landed(frames, offset, front)
+    behind, found = push_pull(*splat(frames, offset, torch.exp(-front)))
+    holes = torch.where(found, behind, fill.reshape_as(frames))
+    out = landed * splatted + (1 - landed) * holes
+    return out.view(*lead, c, h, w)
+
+
+def splat_onto(
+    frames: Tensor, offset: Tensor, velocity: Tensor, base: Tensor, sharpness: float
+) -> Tensor:
+    """``frames`` ``(..., C, H, W)`` moved and splatted as :func:`splat_over` does, over
+    ``base`` (same shape): where nothing lands (what a moving thing uncovers, what enters at
+    the borders) ``base`` shows, in proportion to how little lands. For a ``base`` that knows
+    what is behind (a background plate), not the colours around the hole."""
+    lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
+    frames, offset, velocity = (
+        x.reshape(-1, x.shape[-3], h, w) for x in (frames, offset, velocity)
+    )
+    landed, splatted = splat_landed(frames, offset, in_front(velocity, sharpness))
+    out = landed * splatted + (1 - landed) * base.reshape_as(frames)
+    return out.view(*lead, c, h, w)
+
+
+def in_front(velocity: Tensor, sharpness: float) -> Tensor:
+    """``(N, 1, H, W)``: each pixel's log weight of being in front where splatted pixels
+    collide, ``sharpness`` times the distance of its ``velocity`` ``(N, 2, H, W)`` from its
+    frame's median velocity (at most :data:`MAX_DEVIATION`)."""
     median = velocity.detach().flatten(2).median(-1).values[..., None, None]
     deviation = (velocity.detach() - median).norm(dim=1, keepdim=True)
-    front = sharpness * deviation.clamp(max=MAX_DEVIATION)  # log weight of being in front
+    return sharpness * deviation.clamp(max=MAX_DEVIATION)
+
+
+def splat_landed(frames: Tensor, offset: Tensor, front: Tensor) -> tuple[Tensor, Tensor]:
+    """How much lands at each pixel (at most 1) and the weighted mean of what lands there
+    (each pixel weighing ``exp(front)``), of ``frames`` ``(N, C, H, W)`` splatted by
+    ``offset``."""
     sums, mass = splat(frames, offset, torch.exp(front))
-    behind, found = push_pull(*splat(frames, offset, torch.exp(-front)))
     _, coverage = splat(frames[:, :1], offset, torch.ones_like(mass))
-    landed = coverage.clamp(max=1.0)
-    holes = torch.where(found, behind, fill.reshape_as(frames))
-    out = landed * sums / mass.clamp_min(1e-6) + (1 - landed) * holes
-    return out.view(*lead, c, h, w)
+    return coverage.clamp(max=1.0), sums / mass.clamp_min(1e-6)
 
 
 def carry(velocity: Tensor) -> Tensor:

@@ -91,7 +91,10 @@ class Scene(NamedTuple):
     context since its last turn (its steadiest path through its whole-pixel offsets,
     :func:`~vidgen.models.thing_paths.follow`, where no centres are trusted), and ``low`` and
     ``high`` ``(B, K, 2)``: the positions at which its box meets the frame's borders, the
-    walls it bounces off."""
+    walls it bounces off. Motion layers (:class:`~vidgen.models.LayerMotionVAE`) also have
+    ``field`` ``(B, 2, H, W)``, each pixel's velocity ``(dx, dy)`` from its layer's motion,
+    ``backdrop`` ``(B, 2, H, W)``, the camera's motion at every pixel, and ``plate``
+    ``(B, C, H, W)``, the last frame with what its things cover; things have none."""
 
     masks: Tensor
     whole: Tensor
@@ -102,6 +105,9 @@ class Scene(NamedTuple):
     phase: Tensor
     low: Tensor
     high: Tensor
+    field: Tensor | None = None
+    backdrop: Tensor | None = None
+    plate: Tensor | None = None
 
 
 class LastScene:
@@ -366,7 +372,7 @@ class ThingMotionVAE(VAEModule):
         context_features: Tensor | None = None,
     ) -> Tensor:
         """Clips ``(B, frames, C, H, W)``: ``context`` ``(B, c, C, H, W)``, then its last frame
-        with each thing pasted along z's trajectory (no changes past z's steps).
+        with each thing moved along z's trajectory (:meth:`draw`; no changes past z's steps).
         ``context_features`` are not used."""
         frames = self.check_context(z, frames, context)
         c = self.condition_frames
@@ -374,9 +380,15 @@ class ThingMotionVAE(VAEModule):
             scene = self.scene(context)
             changes = z.float()[:, :, : frames - c]
             changes = F.pad(changes, (0, 0, 0, frames - c - changes.shape[2]))
-            _, position = self.drawn(scene, *self.trajectory(scene, changes))
-            generated = paste(context[:, -1].float(), scene.masks, position.round(), scene.whole)
+            velocity, position = self.drawn(scene, *self.trajectory(scene, changes))
+            generated = self.draw(context[:, -1].float(), scene, velocity, position)
         return torch.cat([context, generated.to(context.dtype)], 1)
+
+    def draw(self, last: Tensor, scene: Scene, velocity: Tensor, position: Tensor) -> Tensor:
+        """The generated frames ``(B, T, C, H, W)``: ``last`` ``(B, C, H, W)`` with each thing
+        lifted off and pasted at its drawn ``position`` ``(B, K, T, 2)`` rounded to whole
+        pixels (its ``velocity`` is not used)."""
+        return paste(last, scene.masks, position.round(), scene.whole)
 
     def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
         """KL(q(z | clip) || p(z | context)), per step in closed form, with each step's prior

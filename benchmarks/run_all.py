@@ -23,9 +23,10 @@ What it runs (``python benchmarks/<command>``) and what each writes, under
   steps) and the ThingMotionVAE's (its 960) sampled futures against the deterministic
   predictor (96 steps) and the baselines, their wholeness
   (``sampled_futures``, ``docs/futures_demo.png``, ``docs/futures_things.png``; ~50 min)
-- ``sampled_futures.py --data textured --max-steps 96``: the MotionVAE's sampled futures on the
-  textured data against the textured predictor and the baselines (``sampled_futures_textured``,
-  ``docs/futures_textured.png``)
+- ``sampled_futures.py --data textured --max-steps 96 --full vae_layers_textured.yaml``: the
+  MotionVAE's (96 steps) and the LayerMotionVAE's (its 256) sampled futures on the textured
+  data against the textured predictor and the baselines (``sampled_futures_textured``,
+  ``docs/futures_textured.png``, ``docs/futures_layers.png``; ~45 min)
 - ``throughput.py``: frames/s of every packaged config and setting (``throughput_cpu``; ~25 min)
 - ``bench_ucf101.py``: the UCF101 pipeline vs torchvision's (``ucf101_cpu``; needs TorchCodec
   and the system FFmpeg libraries, and stops naming them where they are missing)
@@ -85,8 +86,15 @@ BENCHMARKS: list[tuple[list[str], tuple[str, ...]]] = [
         ("benchmarks/results/sampled_futures", "docs/futures_demo.png", "docs/futures_things.png"),
     ),
     (
-        ["sampled_futures.py", "--data", "textured", "--max-steps", "96"],
-        ("benchmarks/results/sampled_futures_textured", "docs/futures_textured.png"),
+        [
+            "sampled_futures.py",
+            *("--data", "textured", "--max-steps", "96", "--full", "vae_layers_textured.yaml"),
+        ],
+        (
+            "benchmarks/results/sampled_futures_textured",
+            "docs/futures_textured.png",
+            "docs/futures_layers.png",
+        ),
     ),
     (["throughput.py"], ("benchmarks/results/throughput_cpu",)),
     (["bench_ucf101.py"], ("benchmarks/results/ucf101_cpu",)),

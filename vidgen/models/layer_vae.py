@@ -15,9 +15,11 @@ per-step Laplace prior rolls each layer forward from its state. What differs:
 
 - **The decoder moves layers.** Every pixel of the last context frame moves with its layer's
   path (a thing's bounced off the walls; the camera's without walls, its affine part going on
-  as seen) and is splatted forward (:func:`~vidgen.models.motion_transport.splat_over`): a
+  as seen) and is splatted forward (:func:`~vidgen.models.motion_transport.splat_onto`): a
   layer's texture moves whole, resampled once from the last true frame, so it does not smear
-  however far a future runs. What nothing lands on shows the frame moved by the camera alone.
+  however far a future runs. What nothing lands on shows a background plate moved by the
+  camera: the last frame with what its things cover, from earlier context frames
+  (:func:`background_plate`).
 - **The posterior tracks layers.** Each layer's textured pixels are found again in each
   generated frame by template matching (whole pixels); the posterior is the steadiest free
   flight through those offsets, as the ThingMotionVAE's through its things' centres.
@@ -44,10 +46,10 @@ BORDER = 3
 """Pixels along the frame's borders that do not fit the layers (each pixel is still assigned
 one): what enters the frame there has no match in the frames before."""
 TIE = 1e-4
-"""Colour errors this close leave a pixel in the layer block matching gave it."""
+"""A thing's pixel whose colour error is within this of the backdrop's stays in the thing."""
 UNEXPLAINED = 0.05
-"""A pixel whose colour error (3 x 3 mean of the squared differences summed over channels) is
-above this under every layer's motion is explained by none."""
+"""A thing's pixel whose colour error (squared differences summed over channels) under the
+thing's motion is above this is not the thing's."""
 COVERED = 0.01
 """An earlier frame's pixel over which a moved-back thing's mask is above this was covered."""
 NO_WALL = 1e4
@@ -82,23 +84,19 @@ def refine_labels(frames: Tensor, motions: Tensor, labels: Tensor) -> Tensor:
     block's reach around it (what it uncovers, what it is about to cover); a pixel's own colour
     does not."""
     k = motions.shape[1]
-    members = F.one_hot(labels, k).permute(0, 3, 1, 2)  # (B, K, H, W)
-    largest = members.flatten(2).sum(2).argmax(1)  # (B,)
-    clips = torch.arange(len(labels), device=labels.device)
-
-    def error(layer: Tensor) -> Tensor:  # (B, H, W): each pixel's under its layer's motion
-        velocity = layer_field(motions[clips, layer][:, None], labels.new_zeros(labels.shape))
+    largest = F.one_hot(labels, k).flatten(1, 2).sum(1).argmax(1)  # (B,)
+    no_layer = labels.new_zeros(labels.shape)
+    errors = []  # (B, H, W) per layer: each pixel's error under that layer's motion
+    for layer in range(k):
+        velocity = layer_field(motions[:, layer : layer + 1], no_layer)
         back = [
             (warp(frames[:, -1 - step], velocity * step) - frames[:, -1]).pow(2).sum(1)
             for step in range(1, frames.shape[1])
         ]
-        return torch.stack(back, 1).amin(1)
-
-    own = torch.zeros_like(frames[:, -1, 0])
-    for layer in range(k):  # each pixel's error under its own layer's motion
-        mine = labels == layer
-        own = torch.where(mine, error(torch.full_like(largest, layer)), own)
-    backdrop = error(largest)
+        errors.append(torch.stack(back, 1).amin(1))
+    errors = torch.stack(errors, 1)  # (B, K, H, W)
+    own = errors.gather(1, labels[:, None])[:, 0]
+    backdrop = errors.gather(1, largest[:, None, None, None].expand_as(own[:, None]))[:, 0]
     stray = (own > UNEXPLAINED) | (own > backdrop + TIE)
     return torch.where(stray, largest[:, None, None].expand_as(labels), labels)
 
@@ -142,9 +140,8 @@ class LayerMotionVAE(ThingMotionVAE):
     def build_scene(self, context: Tensor) -> Scene:
         """The motion layers of ``context``'s last frame, largest first, with their motion."""
         frames = context[:, -self.condition_frames :].float()
-        b, size = len(frames), frames.shape[-1]
+        b, (h, w), size = len(frames), frames.shape[-2:], frames.shape[-1]
         seen = observed_velocity(frames, MOTION_SPAN, self.max_speed)
-        h, w = frames.shape[-2:]
         inner = texture(frames[:, -1])[..., BORDER : h - BORDER, BORDER : w - BORDER]
         confidence = F.pad(inner, (BORDER,) * 4)
         motions, labels = fit_layers(seen, confidence, self.things)
@@ -199,7 +196,7 @@ class LayerMotionVAE(ThingMotionVAE):
     def draw(self, last: Tensor, scene: Scene, velocity: Tensor, position: Tensor) -> Tensor:
         """The generated frames ``(B, T, C, H, W)``: every pixel of ``last`` ``(B, C, H, W)``
         moved along its layer's drawn path (``velocity`` and ``position`` ``(B, K, T, 2)``) and
-        splatted; where nothing lands, ``last`` moved by the camera alone."""
+        splatted; where nothing lands, the scene's background plate moved by the camera."""
         offset, pixel_velocity, camera = self.moved(scene, velocity, position)
         frames = last[:, None].expand(-1, position.shape[2], -1, -1, -1)
         base = warp(scene.plate[:, None].expand_as(frames), camera)
@@ -213,8 +210,7 @@ class LayerMotionVAE(ThingMotionVAE):
         over it change too much to match, and for a layer from the first step faster than
         ``max_speed``: the match is lost."""
         radius = math.ceil(2 * self.max_speed)
-        masks, velocity = scene.masks[:, 1:].contiguous(), scene.velocity[:, 1:].contiguous()
-        things = track(last, masks, future.float(), velocity, radius)
+        things = track(last, scene.masks[:, 1:], future.float(), scene.velocity[:, 1:], radius)
         steps = things.diff(dim=2, prepend=torch.zeros_like(things[:, :, :1]))
         lost = (steps.abs() > self.max_speed + 1).any(-1).cummax(dim=2).values
         camera = torch.full_like(things[:, :1], float("nan"))

@@ -146,7 +146,7 @@ def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, rad
     rows, cols = box[:, :1] + span, box[:, 1:2] + span
     patch, _ = take(template, thing, rows, cols)  # (B*K, C, side, side)
     weight, _ = take(
-        masks.view(b * k, 1, h, w).float(), torch.arange(b * k, device=masks.device), rows, cols
+        masks.reshape(b * k, 1, h, w).float(), torch.arange(b * k, device=masks.device), rows, cols
     )
     # cost at offset d = sum over the thing's pixels p of |frame(p + d) - patch(p)|^2: one
     # correlation of [frame, frame^2] with [-2 patch, 1] over the thing's pixels, plus |patch|^2
@@ -156,7 +156,7 @@ def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, rad
     order = (deltas[:, 0] + radius) * (2 * radius + 1) + deltas[:, 1] + radius  # row-major
     reach = torch.arange(side + 2 * radius, device=masks.device) - radius
     offset = torch.zeros(b * k, 2, dtype=torch.long, device=masks.device)
-    step = velocity.float().round().long().view(b * k, 2)
+    step = velocity.float().round().long().reshape(b * k, 2)
     out = []
     for t in range(frames.shape[1]):
         guess = offset + step

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from torchvision.models.vgg import cfgs, make_layers
+from tqdm import tqdm
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -22,13 +23,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+# No tqdm monitor thread (it wakes every 10 s to check the bars): see no_wandb_left_running.
+tqdm.monitor_interval = 0
+
+
 @pytest.fixture(autouse=True)
-def no_wandb_run_left_open():
-    """Finish any W&B run a test leaves open: a later ``WandbLogger`` would join it instead of
-    starting its own (as a new ``vidgen`` process would)."""
+def no_wandb_left_running():
+    """Finish any W&B run a test leaves open and stop W&B's service and threads: a later
+    ``WandbLogger`` would join the run instead of starting its own (as a new ``vidgen`` process
+    would), and a later test that forks (DataLoader workers, the index's and frame cache's
+    process pools) would fork a process running threads, whose children can inherit a lock one
+    of them held and wait on it for ever."""
     yield
     if "wandb" in sys.modules:
-        sys.modules["wandb"].finish()
+        sys.modules["wandb"].teardown()
 
 
 @pytest.fixture

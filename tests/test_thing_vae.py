@@ -12,6 +12,7 @@ import torch
 from tiny import tiny_run
 
 from vidgen import ShapesDataModule, ThingMotionVAE
+from vidgen.models.vae_base import VAEModule
 from vidgen.wholeness import whole_frames
 
 S = 32
@@ -83,8 +84,13 @@ def test_the_scene_is_built_once_per_context_and_again_when_it_changes():
     with torch.inference_mode():  # no version to tell a change by: built each time
         frozen = copy.clone()
         assert vae.scene(frozen) is not vae.scene(frozen) and len(built) == 6
-        samples = vae.sample_futures(frozen, 4, 2, torch.Generator().manual_seed(0))
-    assert samples.shape == (2, 2, 4, 3, S, S)
+        samples = vae.sample_futures(frozen, 4, 3, torch.Generator().manual_seed(0))
+        assert len(built) == 7 and len(built[-1]) == 2  # once per clip, not once per sample
+        repeated = VAEModule.sample_repeated(vae, frozen, 3, 8, torch.Generator().manual_seed(0))
+    assert len(built) == 9  # the repeated context's, for the prior and the decoder
+    assert samples.shape == (2, 3, 4, 3, S, S)
+    assert torch.equal(samples, repeated[:, 4:].unflatten(0, (2, 3)))
+    assert vae.last_scene.pin is None
 
 
 def test_an_untrained_prior_continues_the_context_velocity():

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -125,9 +126,13 @@ class LastScene:
         self.context: Tensor | None = None
         self.key: tuple | None = None
         self.scene: Scene | None = None
+        self.pin: tuple[Tensor, Scene] | None = None
 
     def get(self, context: Tensor, build: Callable[[Tensor], Scene]) -> Scene:
-        """``build(context)``, or the kept scene where ``context`` is the kept one."""
+        """``build(context)``, or the kept scene where ``context`` is the kept one (or the
+        :meth:`pinned` one)."""
+        if self.pin is not None and context is self.pin[0]:
+            return self.pin[1]
         if context.is_inference():
             return build(context)
         key = (
@@ -142,6 +147,16 @@ class LastScene:
             self.scene = build(context)
             self.context, self.key = context, key
         return self.scene
+
+    @contextmanager
+    def pinned(self, context: Tensor, scene: Scene) -> Iterator[None]:
+        """Within it, ``context`` (that tensor object, made under ``inference_mode`` or not)
+        has ``scene``: for a context made from another whose scene is known."""
+        self.pin = (context, scene)
+        try:
+            yield
+        finally:
+            self.pin = None
 
 
 class ThingMotionVAE(VAEModule):
@@ -237,6 +252,22 @@ class ThingMotionVAE(VAEModule):
             got = None if context is None else tuple(context.shape)
             raise ValueError(f"ThingMotionVAE needs context (B, {c}, C, H, W), got {got}")
         return self.last_scene.get(context, self.build_scene)
+
+    def sample_repeated(
+        self,
+        context: Tensor,
+        repeats: int,
+        frames: int,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """:meth:`~vidgen.models.vae_base.VAEModule.sample_repeated` with each clip's scene
+        built once, not once a repeat."""
+        repeated = context.repeat_interleave(repeats, 0)
+        scene = Scene(
+            *(None if t is None else t.repeat_interleave(repeats, 0) for t in self.scene(context))
+        )
+        with self.last_scene.pinned(repeated, scene):
+            return self.sample(len(repeated), frames, generator, context=repeated)
 
     def build_scene(self, context: Tensor) -> Scene:
         """:meth:`scene`, built."""

@@ -174,14 +174,28 @@ class VAEModule(VideoModule):
                 f"expected context (B, >= {c}, C, H, W), horizon >= 1 and samples >= 1, got "
                 f"{tuple(context.shape)}, {horizon}, {samples}"
             )
-        current = context[:, -c:].repeat_interleave(samples, 0)
+        current, repeats = context[:, -c:], samples
         stretch, futures = self.frames - c, []
         for start in range(0, horizon, stretch):
             steps = min(stretch, horizon - start)
-            clips = self.sample(len(current), c + steps, generator, context=current)
+            clips = self.sample_repeated(current, repeats, c + steps, generator)
             futures.append(clips[:, c:])
-            current = clips[:, -c:]
+            current, repeats = clips[:, -c:], 1
         return torch.cat(futures, 1).unflatten(0, (len(context), samples))
+
+    def sample_repeated(
+        self,
+        context: Tensor,
+        repeats: int,
+        frames: int,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``repeats`` clips ``(B * repeats, frames, C, H, W)`` from the prior for each clip of
+        ``context`` ``(B, c, C, H, W)``, a clip's next to each other: :meth:`sample` of the
+        repeated context. A model whose prior reads much off its context overrides it to read
+        each clip once."""
+        repeated = context.repeat_interleave(repeats, 0)
+        return self.sample(len(repeated), frames, generator, context=repeated)
 
     def interpolate(
         self, a: Tensor, b: Tensor, steps: int = 8, frames: int | None = None

@@ -1,7 +1,7 @@
 """LayerMotionVAE: the camera and a thing are found as layers with their motion, the mean
-future moves both whole (and bounces the thing off the border), the posterior tracks the
-thing, samples are futures of the right shape that the temperature spreads, the packaged
-config fits and tests."""
+future moves both whole (and bounces the thing off the border, or in the futures without
+walls lets it leave), the posterior tracks the thing, samples are futures of the right shape
+that the temperature spreads, the packaged config fits and tests."""
 
 from __future__ import annotations
 
@@ -99,6 +99,27 @@ def test_the_mean_future_moves_the_layers_and_bounces_the_thing():
         assert (columns[0].min() - columns[1].min()).abs() <= 1, (step, columns)
         assert (columns[0].max() - columns[1].max()).abs() <= 1, (step, columns)
     assert truth[0, 4].mean(0)[12:20, S - 1].min() > 0.5  # the truth's square touched it
+
+
+def test_wall_share_draws_which_futures_bounce_the_thing():
+    clip = panning_clip()
+
+    def left_edge(frame: torch.Tensor) -> int:
+        """The square's leftmost column in ``frame`` (S where it is gone)."""
+        columns = (frame.mean(0) > 0.55)[12:20].any(0).nonzero().flatten()
+        return int(columns.min()) if len(columns) else S
+
+    with torch.no_grad():
+        gone = model(temperature=0.0, wall_share=0.0).eval().sample_futures(clip[:, :4], 8)
+        generator = torch.Generator().manual_seed(0)
+        mixed = model(temperature=0.0, wall_share=0.5).eval()
+        futures = mixed.sample_futures(clip[:, :4], 8, 16, generator)[0]
+    assert left_edge(gone[0, 0, -1]) >= 28  # flew on past the right border (x = 30)
+    lefts = [left_edge(future[-1]) for future in futures]
+    assert all(x in (18, 19) or x >= 28 for x in lefts), lefts  # bounced (x = 18) or gone
+    assert 0 < sum(x < 28 for x in lefts) < 16, lefts
+    with pytest.raises(ValueError, match="wall_share"):
+        model(wall_share=1.5)
 
 
 def test_the_posterior_tracks_the_thing_and_leaves_the_camera_as_seen():

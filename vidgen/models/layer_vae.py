@@ -130,12 +130,44 @@ class LayerMotionVAE(ThingMotionVAE):
     """Conditional clip VAE that moves each motion layer of the last context frame whole, with
     the :class:`~vidgen.models.ThingMotionVAE`'s learned per-step prior over the layers' changes
     of velocity. Arguments as the ThingMotionVAE's, except ``things``: the motion layers fitted
-    to the last context frame's velocity (the largest one is the camera's)."""
+    to the last context frame's velocity (the largest one is the camera's), and:
+
+    Args:
+        wall_share: the share of sampled futures in which a thing layer bounces off the
+            frame's borders, drawn per future and layer; in the others it may leave the frame.
+            A layer is the part of something that the last frame shows, which may be larger
+            than the frame: a best of K that holds both guesses is nearer the truth late in
+            the future than one that always bounces. The posterior always keeps the walls.
+    """
 
     posterior_margin = WHOLE_PIXEL_MARGIN
 
-    def __init__(self, things: int = 6, **kwargs: Any) -> None:
+    def __init__(self, things: int = 6, wall_share: float = 1.0, **kwargs: Any) -> None:
         super().__init__(things=things, **kwargs)
+        if not 0 <= wall_share <= 1:
+            raise ValueError(f"wall_share must be in [0, 1], got {wall_share}")
+        self.wall_share = wall_share
+
+    def sample(
+        self,
+        n: int,
+        frames: int | None = None,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
+    ) -> Tensor:
+        """:meth:`~vidgen.models.vae_base.VAEModule.sample`, each thing layer keeping its walls
+        in ``wall_share`` of the clips (drawn first, from ``generator``)."""
+        if self.wall_share == 1:
+            return super().sample(n, frames, generator, context)
+        scene = self.scene(context)
+        device = self.device if generator is None else generator.device
+        draw = torch.rand(scene.low.shape[:2], generator=generator, device=device)
+        keep = (draw < self.wall_share).to(scene.low.device)[..., None]
+        scene = scene._replace(
+            low=torch.where(keep, scene.low, -NO_WALL), high=torch.where(keep, scene.high, NO_WALL)
+        )
+        with self.last_scene.pinned(context, scene):
+            return super().sample(n, frames, generator, context)
 
     def build_scene(self, context: Tensor) -> Scene:
         """The motion layers of ``context``'s last frame, largest first, with their motion."""

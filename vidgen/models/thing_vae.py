@@ -152,11 +152,11 @@ class LastScene:
     def pinned(self, context: Tensor, scene: Scene) -> Iterator[None]:
         """Within it, ``context`` (that tensor object, made under ``inference_mode`` or not)
         has ``scene``: for a context made from another whose scene is known."""
-        self.pin = (context, scene)
+        previous, self.pin = self.pin, (context, scene)
         try:
             yield
         finally:
-            self.pin = None
+            self.pin = previous
 
 
 class ThingMotionVAE(VAEModule):

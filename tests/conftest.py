@@ -23,20 +23,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-# No tqdm monitor thread (it wakes every 10 s to check the bars): see no_wandb_left_running.
+# No tqdm monitor thread (it wakes every 10 s to check the bars): a test that forks (DataLoader
+# workers, the index's and frame cache's process pools) forks a process with fewer threads,
+# one fewer whose lock a child could inherit held.
 tqdm.monitor_interval = 0
 
 
 @pytest.fixture(autouse=True)
-def no_wandb_left_running():
-    """Finish any W&B run a test leaves open and stop W&B's service and threads: a later
-    ``WandbLogger`` would join the run instead of starting its own (as a new ``vidgen`` process
-    would), and a later test that forks (DataLoader workers, the index's and frame cache's
-    process pools) would fork a process running threads, whose children can inherit a lock one
-    of them held and wait on it for ever."""
+def no_wandb_run_left_open():
+    """Finish any W&B run a test leaves open: a later ``WandbLogger`` would join it instead of
+    starting its own (as a new ``vidgen`` process would)."""
     yield
     if "wandb" in sys.modules:
-        sys.modules["wandb"].teardown()
+        sys.modules["wandb"].finish()
 
 
 @pytest.fixture

@@ -19,7 +19,10 @@ per-step Laplace prior rolls each layer forward from its state. What differs:
   layer's texture moves whole, resampled once from the last true frame, so it does not smear
   however far a future runs. What nothing lands on shows a background plate moved by the
   camera: the last frame with what its things cover, from earlier context frames
-  (:func:`background_plate`).
+  (:func:`background_plate`); what enters the frame, the colours around it.
+- **Each layer's velocity is refined** on its own pixels
+  (:func:`~vidgen.models.motion_estimation.refine_translations`): block matching's is a fraction
+  of a pixel off, and a layer moves on it for the whole future.
 - **The posterior tracks layers.** Each layer's textured pixels are found again in each
   generated frame by template matching (whole pixels); the posterior is the steadiest free
   flight through those offsets, as the ThingMotionVAE's through its things' centres.
@@ -34,9 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidgen.models.motion_estimation import fit_layers, layer_field, observed_velocity, texture
+from vidgen.models.motion_estimation import (
+    fit_layers,
+    layer_field,
+    observed_velocity,
+    refine_translations,
+    texture,
+)
 from vidgen.models.motion_predictor import MOTION_SPAN, SPLAT_SHARPNESS
-from vidgen.models.motion_transport import grid, push_pull, splat_onto, warp
+from vidgen.models.motion_transport import inside_frame, push_pull, splat_onto, warp
 from vidgen.models.thing_vae import Scene, ThingMotionVAE
 from vidgen.models.things import track
 
@@ -113,11 +122,9 @@ def background_plate(frames: Tensor, masks: Tensor, velocity: Tensor, backdrop: 
     plate = last * known
     relative = (velocity[:, 1:] - velocity[:, :1]).flip(-1)[..., None, None]  # (dx, dy)
     h, w = last.shape[-2:]
-    ys, xs = grid(h, w, last)
     for back in range(1, frames.shape[1]):
         earlier = warp(frames[:, -1 - back], backdrop * back)
-        x, y = xs - backdrop[:, 0] * back, ys - backdrop[:, 1] * back  # where it was then
-        inside = ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1))[:, None]
+        inside = inside_frame(backdrop * back)  # where it was then is in the frame
         then = warp(things, (-back * relative).expand(-1, -1, -1, h, w))
         use = (known < 0.5) & inside & (then.amax(1) < COVERED)
         plate = torch.where(use, earlier, plate)
@@ -178,6 +185,7 @@ class LayerMotionVAE(ThingMotionVAE):
         confidence = F.pad(inner, (BORDER,) * 4)
         motions, labels = fit_layers(seen, confidence, self.things)
         labels = refine_labels(frames, motions, labels)
+        motions = refine_translations(frames, motions, labels, MOTION_SPAN, BORDER)
         counts = F.one_hot(labels.flatten(1), self.things).sum(1)  # (B, K)
         order = counts.argsort(dim=1, descending=True, stable=True)
         motions = motions.gather(1, order[..., None, None].expand_as(motions))
@@ -228,10 +236,16 @@ class LayerMotionVAE(ThingMotionVAE):
     def draw(self, last: Tensor, scene: Scene, velocity: Tensor, position: Tensor) -> Tensor:
         """The generated frames ``(B, T, C, H, W)``: every pixel of ``last`` ``(B, C, H, W)``
         moved along its layer's drawn path (``velocity`` and ``position`` ``(B, K, T, 2)``) and
-        splatted; where nothing lands, the scene's background plate moved by the camera."""
+        splatted; where nothing lands, the scene's background plate moved by the camera, and
+        where that comes from outside the frame, the colours around it (:func:`push_pull`): a
+        smooth guess at what enters, not its edge's pixels repeated."""
         offset, pixel_velocity, camera = self.moved(scene, velocity, position)
         frames = last[:, None].expand(-1, position.shape[2], -1, -1, -1)
         base = warp(scene.plate[:, None].expand_as(frames), camera)
+        inside = inside_frame(camera)
+        around, found = push_pull((base * inside).flatten(0, 1), inside.flatten(0, 1).float())
+        outside = ~inside & found.view(*inside.shape[:2], 1, 1, 1)
+        base = torch.where(outside, around.view_as(base), base)
         return splat_onto(frames, offset, pixel_velocity, base, SPLAT_SHARPNESS).clamp(0, 1)
 
     def seen_positions(self, scene: Scene, last: Tensor, future: Tensor) -> Tensor:

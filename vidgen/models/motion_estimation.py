@@ -27,6 +27,11 @@ small thing's pixels leans on its worst matches and stretches it). Fitting is k-
 models: the first layer is the confidence-weighted least-squares fit to the whole field, each
 next one starts as the velocity of the confident pixel worst explained so far; then pixels are
 assigned to the nearest layer and each layer refitted to its pixels, ``iterations`` times.
+
+A layer's velocity from block matching is a mean of per-pixel parabola fits, each biased towards
+whole pixels; over 16 steps a tenth of a pixel a step is more than a pixel.
+:func:`refine_translations` corrects it on the layer's own pixels: the correction whose earlier
+frames, moved along it, best match the last frame.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidgen.models.motion_transport import grid, warp
+from vidgen.models.motion_transport import grid, inside_frame, warp
 
 TIE_BREAK = 1e-3  # cost per pixel of displacement: among equal matches, the shortest wins
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (dx, dy) next to the best, for the parabolas
@@ -48,6 +53,11 @@ FIT_PIXELS = 4096  # the layers are fitted on at most about this many pixels of 
 CHUNK = 2**20  # block matching takes differences of about this many values at a time
 SEARCH_RADIUS = 12  # pyramid_match(): the largest radius searched exhaustively
 REFINE_RADIUS = 2  # ... and the search around the doubled coarse flow at each finer level
+REFINE_STAGES = ((0.4, 0.1), (0.1, 0.025))
+"""refine_translations(): each stage's reach and spacing (pixels a step) of the grid of
+corrections it tries, coarse to fine."""
+MIN_LAYER_PIXELS = 8  # refine_translations(): a layer with fewer pixels keeps its velocity
+CANDIDATES_AT_ONCE = 27  # refine_translations(): corrections compared in one batch of warps
 
 
 def row_costs(padded: Tensor, later: Tensor, radius: int, dy: int, patch: int) -> Tensor:
@@ -287,3 +297,44 @@ def assign(basis: Tensor, field: Tensor, models: Tensor) -> Tensor:
     is nearest its velocity in ``field`` ``(N, P, 2)``."""
     predicted = torch.einsum("pi,nkij->nkpj", basis, models)
     return (predicted - field[:, None]).norm(dim=-1).argmin(1)
+
+
+@torch.no_grad()
+def refine_translations(
+    frames: Tensor, motions: Tensor, labels: Tensor, span: int, border: int
+) -> Tensor:
+    """``motions`` ``(N, K, 3, 2)`` (as :func:`fit_layers` returns them) with each layer's
+    translation corrected to fit ``frames`` ``(N, S, C, H, W)`` better: the correction, on a
+    grid of :data:`REFINE_STAGES`, that brings each of the ``span`` frames before the last,
+    moved along the layer's motion times its distance, nearest the last frame over the layer's
+    pixels there (``labels`` ``(N, H, W)``; the mean absolute colour difference, robust to
+    what covers a pixel in an earlier frame) and more than ``border`` pixels from the frame's
+    borders. An affine layer's linear part is kept. Layers of fewer than
+    :data:`MIN_LAYER_PIXELS` pixels keep their velocity."""
+    s, (h, w) = frames.shape[1], frames.shape[-2:]
+    frames, motions = frames.float(), motions.clone()
+    basis = affine_basis(h, w, frames).view(h, w, 3)
+    interior = torch.zeros(h, w, device=frames.device)
+    interior[border : h - border, border : w - border] = 1
+    last, steps = frames[:, -1, None], range(1, min(span, s - 1) + 1)
+    for layer in range(motions.shape[1]):
+        mask = (labels == layer).float() * interior  # (N, H, W)
+        enough = mask.flatten(1).sum(1, keepdim=True) >= MIN_LAYER_PIXELS
+        for reach, spacing in REFINE_STAGES:
+            offsets = torch.arange(-reach, reach + spacing / 2, spacing, device=frames.device)
+            tries = torch.cartesian_prod(offsets, offsets)  # (M, 2) as (dx, dy)
+            flow = torch.einsum("hwi,nij->njhw", basis, motions[:, layer])  # (N, 2, H, W)
+            costs = []
+            for chunk in tries.split(CANDIDATES_AT_ONCE):
+                flows = flow[:, None] + chunk[None, :, :, None, None]  # (N, M', 2, H, W)
+                total = count = 0
+                for step in steps:
+                    earlier = frames[:, -1 - step, None].expand(-1, len(chunk), -1, -1, -1)
+                    weight = mask[:, None] * inside_frame(flows * step)[:, :, 0]
+                    error = (warp(earlier, flows * step) - last).abs().sum(2)
+                    total = total + (error * weight).sum((-2, -1))
+                    count = count + weight.sum((-2, -1))
+                costs.append(total / count.clamp_min(1))
+            best = tries[torch.cat(costs, 1).argmin(1)]  # (N, 2)
+            motions[:, layer, 2] += torch.where(enough, best, torch.zeros_like(best))
+    return motions

@@ -49,6 +49,17 @@ def warp(frames: Tensor, flow: Tensor) -> Tensor:
     return out.to(frames.dtype).view(*lead, c, h, w)
 
 
+def inside_frame(flow: Tensor) -> Tensor:
+    """``(..., 1, H, W)``: whether each output pixel ``p`` of a backward ``flow``
+    ``(..., 2, H, W)`` (as :func:`warp` takes it) comes from inside the frame, ``p - flow(p)``
+    between the centres of its first and last pixels (beyond, :func:`warp` repeats the
+    border)."""
+    h, w = flow.shape[-2:]
+    ys, xs = grid(h, w, flow)
+    x, y = xs - flow[..., 0, :, :], ys - flow[..., 1, :, :]
+    return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).unsqueeze(-3)
+
+
 def splat(values: Tensor, flow: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
     """Forward splatting: each pixel ``p`` of ``values`` ``(N, C, H, W)`` sent to ``p + flow(p)``
     (``flow`` ``(N, 2, H, W)``, pixels ``(dx, dy)``), shared bilinearly between the four pixels

@@ -15,6 +15,7 @@ from tiny import tiny_run
 from vidgen import LayerMotionVAE, TexturedDataModule
 from vidgen.data.textured import pink_noise
 from vidgen.models.layer_vae import share_box
+from vidgen.models.motion_transport import warp
 
 S = 32
 
@@ -99,6 +100,20 @@ def test_the_mean_future_moves_the_layers_and_bounces_the_thing():
         assert (columns[0].min() - columns[1].min()).abs() <= 1, (step, columns)
         assert (columns[0].max() - columns[1].max()).abs() <= 1, (step, columns)
     assert truth[0, 4].mean(0)[12:20, S - 1].min() > 0.5  # the truth's square touched it
+
+
+def test_what_enters_the_frame_is_the_colours_around_it():
+    vae = model(temperature=0.0).eval()
+    clip = panning_clip()
+    with torch.no_grad():
+        future = vae.sample_futures(clip[:, :4], 8)[0, 0, -1]  # the camera moved 8 px right
+        plate = vae.scene(clip[:, :4]).plate
+    entered, truth = future[:, :, :6], clip[0, 11, :, :, :6]  # columns from outside the frame
+    repeated = warp(plate, torch.tensor([8.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, S, S))
+    repeated = repeated[0, :, :, :6]  # the plate's left edge repeated
+    assert (repeated - repeated[..., :1]).abs().max() < 1e-6
+    assert entered.std(1).mean() < 0.5 * clip[0, 11, :, :, 10].std(1).mean()  # no streaks
+    assert (entered - truth).pow(2).mean() < (repeated - truth).pow(2).mean()
 
 
 def test_wall_share_draws_which_futures_bounce_the_thing():

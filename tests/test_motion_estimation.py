@@ -1,13 +1,16 @@
 """Estimating motion: block matching, subpixel fits, pooled flow, observed velocity and motion
 layers."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from tiny import translating
 
+from vidgen.data.textured import pink_noise, sample_wrapped
 from vidgen.models import motion_estimation
 from vidgen.models.motion_estimation import (
+    MIN_LAYER_PIXELS,
     affine_basis,
     block_match,
     median3,
@@ -15,6 +18,7 @@ from vidgen.models.motion_estimation import (
     observed_velocity,
     pool_flow,
     pyramid_match,
+    refine_translations,
     texture,
 )
 from vidgen.models.motion_transport import splat_over, warp
@@ -141,6 +145,27 @@ def test_confidence_weights_the_fit_and_errors_are_clear():
         motion_layers(field, confidence, layers=0)
 
 
+def test_refining_a_layer_finds_its_subpixel_velocity():
+    canvas = pink_noise(np.random.default_rng(0), 64, 3)
+    true = torch.tensor([0.63, -0.38])  # (dx, dy) pixels a step
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float64)
+    frames = [
+        sample_wrapped(canvas, ys - float(true[1]) * t, xs - float(true[0]) * t) for t in range(4)
+    ]
+    clip = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[None].float()
+    motions = torch.zeros(1, 2, 3, 2)
+    motions[0, 0, :2] = torch.tensor([[0.01, 0.0], [0.0, -0.01]])  # a slight zoom: kept
+    motions[0, 0, 2] = true + torch.tensor([0.23, -0.17])  # block matching's guess, a bit off
+    motions[0, 1, 2] = torch.tensor([1.0, 1.0])
+    labels = torch.zeros(1, 32, 32, dtype=torch.long)
+    labels[0, 0, : MIN_LAYER_PIXELS - 1] = 1  # too few pixels to refine, and on the border
+    refined = refine_translations(clip, motions, labels, span=3, border=2)
+    assert (refined[0, 0, 2] - true).abs().max() < 0.05, refined[0, 0, 2]
+    assert torch.equal(refined[0, 0, :2], motions[0, 0, :2])
+    assert torch.equal(refined[0, 1], motions[0, 1])
+    assert torch.equal(motions[0, 0, 2], true + torch.tensor([0.23, -0.17]))  # not in place
+
+
 def test_everything_is_made_on_the_fields_device():
     """Nothing is created on the CPU behind a GPU caller's back: run on PyTorch's ``meta``
     device (shapes only), which refuses a tensor from any other device."""
@@ -152,3 +177,6 @@ def test_everything_is_made_on_the_fields_device():
         torch.rand(2, 1, 2, 8, 8, device="meta"),
     )
     assert splat_over(frames, offset, offset, frames, 1.0).shape == frames.shape
+    clip, labels = torch.rand(2, 4, 3, 8, 8, device="meta"), torch.zeros(2, 8, 8, device="meta")
+    motions = torch.zeros(2, 3, 3, 2, device="meta")
+    assert refine_translations(clip, motions, labels.long(), 3, 1).device.type == "meta"

@@ -6,6 +6,7 @@ import torch
 from vidgen.models.motion_transport import (
     carry,
     compose_flows,
+    inside_frame,
     push_pull,
     splat,
     splat_onto,
@@ -25,6 +26,16 @@ def test_warp_moves_pixels_by_the_flow():
     flow[:, 1] = 1.0  # one pixel down
     moved = warp(frames, flow)
     assert moved[0, 0, 4, 4] == pytest.approx(1.0) and moved.sum() == pytest.approx(3.0)
+
+
+def test_inside_frame_says_which_pixels_come_from_the_frame():
+    still = inside_frame(torch.zeros(2, 4, 2, 6, 6))
+    assert still.shape == (2, 4, 1, 6, 6) and still.all()
+    flow = torch.zeros(1, 2, 6, 6)
+    flow[:, 0] = 2.0  # two pixels to the right: the first two columns come from outside
+    flow[:, 1] = -0.5  # half a pixel up: the last row from half a pixel past the border
+    inside = inside_frame(flow)[0, 0]
+    assert not inside[:, :2].any() and not inside[5].any() and inside[:5, 2:].all()
 
 
 def test_carried_velocity_moves_with_what_moves():

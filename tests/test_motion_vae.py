@@ -12,6 +12,7 @@ from tiny import tiny_run
 
 from vidgen import MotionVAE, MultiScaleHead
 from vidgen.models import ConvLSTMCore, LSTMCore
+from vidgen.models.vae_base import VAEModule
 
 S = 16  # frame side of the tiny model: pool2 gives a 4 x 4 latent grid
 
@@ -136,6 +137,29 @@ def test_predict_step_writes_several_samples_per_clip():
     assert out["pred"].shape == video.shape
     assert out["samples"].shape == (2, 3, 5, 3, S, S)
     assert torch.equal(out["samples"][:, :, 0], video[:, None, 0].expand(-1, 3, -1, -1, -1))
+
+
+def test_sampling_reads_each_context_once_and_draws_the_same_futures(monkeypatch):
+    model = tiny(condition_frames=2).eval()
+    context = torch.rand(2, 2, 3, S, S)
+    with torch.no_grad():
+        repeated = VAEModule.sample_repeated(model, context, 3, 5, torch.Generator().manual_seed(0))
+        matched = []
+        monkeypatch.setattr(model, "motion_maps", counting(model.motion_maps, matched))
+        samples = model.sample_futures(context, 3, 3, torch.Generator().manual_seed(0))
+    assert samples.shape == (2, 3, 3, 3, S, S)
+    assert matched == [2]  # once for the two clips, not for the six samples
+    assert torch.equal(samples, repeated[:, 2:].unflatten(0, (2, 3)))
+
+
+def counting(method, calls: list):
+    """``method``, recording the batch size of each call in ``calls``."""
+
+    def counted(frames, *args, **kwargs):
+        calls.append(len(frames))
+        return method(frames, *args, **kwargs)
+
+    return counted
 
 
 def test_vae_demo_config_builds_it(in_tmp):

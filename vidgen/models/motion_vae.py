@@ -229,6 +229,26 @@ class MotionVAE(VAEModule):
         tril = self.prior_scale_tril(context)
         return sample_correlated(eps, tril) + self.prior_mean(context).to(eps.dtype)
 
+    def sample_repeated(
+        self,
+        context: Tensor,
+        repeats: int,
+        frames: int,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """:meth:`~vidgen.models.vae_base.VAEModule.sample_repeated` with each clip's prior
+        (block matching, the affinity's Cholesky factor) and last frame's features computed
+        once, not once a repeat."""
+
+        def each(x: Tensor) -> Tensor:
+            return x.repeat_interleave(repeats, 0)
+
+        repeated = each(context)
+        eps = self.noise(len(repeated), generator)
+        tril, mean = each(self.prior_scale_tril(context)), each(self.prior_mean(context))
+        z = sample_correlated(eps, tril) + mean.to(eps.dtype)
+        return self.decode(z, frames, repeated, each(self.encode(context[:, -1:])))
+
     def kl(self, mu: Tensor, logvar: Tensor, context: Tensor | None = None) -> Tensor:
         tril = self.prior_scale_tril(context)
         return correlated_kl(mu - self.prior_mean(context).to(mu.dtype), logvar, tril)

@@ -148,9 +148,13 @@ class VAEModule(VideoModule):
     ) -> Tensor:
         """``n`` new clips ``(n, frames, C, H, W)`` from the prior (seeded by ``generator`` or the
         global RNG); a conditional model continues ``context`` ``(n, c, C, H, W)``."""
+        return self.decode(self.correlate(self.noise(n, generator), context), frames, context)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``eps ~ N(0, I)`` ``(n, *z_shape)`` on the model's device, drawn on ``generator``'s
+        device from it (the same draws wherever the model runs) or from the global RNG."""
         device = self.device if generator is None else generator.device
-        eps = torch.randn(n, *self.z_shape, generator=generator, device=device).to(self.device)
-        return self.decode(self.correlate(eps, context), frames, context)
+        return torch.randn(n, *self.z_shape, generator=generator, device=device).to(self.device)
 
     def sample_futures(
         self,

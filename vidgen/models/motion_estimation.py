@@ -317,12 +317,14 @@ def refine_translations(
     interior = torch.zeros(h, w, device=frames.device)
     interior[border : h - border, border : w - border] = 1
     last, steps = frames[:, -1, None], range(1, min(span, s - 1) + 1)
+    stages = []  # each stage's corrections (M, 2) as (dx, dy)
+    for reach, spacing in REFINE_STAGES:
+        offsets = torch.arange(-reach, reach + spacing / 2, spacing, device=frames.device)
+        stages.append(torch.cartesian_prod(offsets, offsets))
     for layer in range(motions.shape[1]):
         mask = (labels == layer).float() * interior  # (N, H, W)
         enough = mask.flatten(1).sum(1, keepdim=True) >= MIN_LAYER_PIXELS
-        for reach, spacing in REFINE_STAGES:
-            offsets = torch.arange(-reach, reach + spacing / 2, spacing, device=frames.device)
-            tries = torch.cartesian_prod(offsets, offsets)  # (M, 2) as (dx, dy)
+        for tries in stages:
             flow = torch.einsum("hwi,nij->njhw", basis, motions[:, layer])  # (N, 2, H, W)
             costs = []
             for chunk in tries.split(CANDIDATES_AT_ONCE):
@@ -330,8 +332,9 @@ def refine_translations(
                 total = count = 0
                 for step in steps:
                     earlier = frames[:, -1 - step, None].expand(-1, len(chunk), -1, -1, -1)
-                    weight = mask[:, None] * inside_frame(flows * step)[:, :, 0]
-                    error = (warp(earlier, flows * step) - last).abs().sum(2)
+                    moved_by = flows * step
+                    weight = mask[:, None] * inside_frame(moved_by)[:, :, 0]
+                    error = (warp(earlier, moved_by) - last).abs().sum(2)
                     total = total + (error * weight).sum((-2, -1))
                     count = count + weight.sum((-2, -1))
                 costs.append(total / count.clamp_min(1))

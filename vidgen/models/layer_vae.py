@@ -167,8 +167,9 @@ class LayerMotionVAE(ThingMotionVAE):
         if self.wall_share == 1:
             return super().sample(n, frames, generator, context)
         scene = self.scene(context)
-        device = self.device if generator is None else generator.device
-        draw = torch.rand(scene.low.shape[:2], generator=generator, device=device)
+        draw = torch.rand(
+            scene.low.shape[:2], generator=generator, device=self.draw_device(generator)
+        )
         keep = (draw < self.wall_share).to(scene.low.device)[..., None]
         scene = scene._replace(
             low=torch.where(keep, scene.low, -NO_WALL), high=torch.where(keep, scene.high, NO_WALL)

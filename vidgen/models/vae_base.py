@@ -153,8 +153,13 @@ class VAEModule(VideoModule):
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``eps ~ N(0, I)`` ``(n, *z_shape)`` on the model's device, drawn on ``generator``'s
         device from it (the same draws wherever the model runs) or from the global RNG."""
-        device = self.device if generator is None else generator.device
+        device = self.draw_device(generator)
         return torch.randn(n, *self.z_shape, generator=generator, device=device).to(self.device)
+
+    def draw_device(self, generator: torch.Generator | None) -> torch.device:
+        """Where random draws from ``generator`` are made: its own device, or the model's for
+        the global RNG (``None``)."""
+        return self.device if generator is None else generator.device
 
     def sample_futures(
         self,

@@ -3,6 +3,8 @@ were written from (UCF101 fold and split, a folder), written once, resumed exact
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -166,7 +168,10 @@ def test_prepare_errors_are_one_line(tmp_path, capsys):
 def test_a_packaged_config_fits_on_its_shards(in_tmp):
     """``vidgen prepare`` on predictor.yaml's data section, then ``vidgen fit`` of the same
     config through the shards overlay, with only the root changed (the sizes as in
-    ``tests/test_ucf101_cli.py``)."""
+    ``tests/test_ucf101_cli.py``). ``prepare`` runs as ``python -m vidgen prepare``, a process
+    of its own: its LitData workers are forked, and this late in the suite the test process
+    runs threads (W&B's, of earlier in-process runs) whose locks a forked worker can inherit
+    held and wait on for ever (it did once in a full run here)."""
     from tiny import tiny_run
     from ucf101_corpus import make_corpus
 
@@ -174,7 +179,10 @@ def test_a_packaged_config_fits_on_its_shards(in_tmp):
     size = "--data.init_args.image_size=64"
     source = [f"--data.init_args.root={corpus.root}", f"--data.init_args.cache_dir={in_tmp}"]
     output = [f"--output={in_tmp / 'shards'}", "--progress=false"]
-    prepare(["--config", "predictor", *source, size, "--data.init_args.progress=false", *output])
+    args = ["--config", "predictor", *source, size, "--data.init_args.progress=false", *output]
+    command = [sys.executable, "-m", "vidgen", "prepare", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     cli = tiny_run(
         "fit",
         "predictor.yaml",

@@ -200,15 +200,16 @@ def test_a_packaged_config_fits_on_its_shards(in_tmp):
     assert type(data).__name__ == "ShardDataModule" and data.frame_skip == 1 and data.frames == 8
 
 
+def broken_reader() -> None:
+    """A reader factory that fails in the worker (picklable, so any start method gets it)."""
+    raise RuntimeError("broken decoder")
+
+
 def test_a_failed_write_raises_and_leaves_no_worker_running(tiny_corpus, tmp_path, monkeypatch):
-    """An error in a LitData worker (here: every decode) ends ``write_shards`` with it, its
+    """An error in a LitData worker (here: every reader) ends ``write_shards`` with it, its
     workers stopped (LitData leaves them running, and the interpreter would wait for them)."""
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("broken decoder")
-
-    monkeypatch.setattr(shards, "decode_video", broken)  # forked workers inherit it
     source = dm_for(tiny_corpus.root, image_size=16, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(source, "reader_factory", lambda: broken_reader)
     before = {child.pid for child in psutil.Process().children(recursive=True)}  # e.g. W&B's
     with pytest.raises(RuntimeError):
         shards.write_shards(source, str(tmp_path / "out"), 2, 5, progress=False)

@@ -166,10 +166,10 @@ def make_corpus(
     if quirks:
         jobs += quirk_jobs(corpus, groups, size, fps, content)
     if workers > 1:
-        import multiprocessing as mp
+        from vidgen.data.parallel import process_map
 
-        with mp.get_context("fork").Pool(workers) as pool:
-            pool.map(_write_job, jobs, chunksize=2)
+        for _ in process_map(_write_job, jobs, workers, "writing videos", progress=False):
+            pass
     else:
         for job in jobs:
             _write_job(job)

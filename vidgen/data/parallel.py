@@ -5,11 +5,30 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def start_method() -> str:
+    """How to start child processes here: ``fork`` (fast: nothing to import) when this process
+    runs one thread, else ``forkserver`` (``spawn`` off Linux).
+
+    A forked child inherits every lock as it was at the fork, held ones included, but none of
+    the threads that would release them: after a W&B run (its service threads, its hooks on
+    ``sys.stdout``/``sys.stderr``) a forked worker can wait forever on one. A forkserver child
+    is forked from a server process started with one thread, whose ``vidgen.data`` import is
+    shared by every later child.
+    """
+    if not sys.platform.startswith("linux"):
+        return "spawn"
+    if threading.active_count() == 1:
+        return "fork"
+    mp.set_forkserver_preload(["vidgen.data"])
+    return "forkserver"
 
 
 def process_map(
@@ -33,10 +52,9 @@ def process_map(
         return
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, file=sys.stderr)
     try:
-        with mp.get_context(method).Pool(max(1, min(workers, len(items)))) as pool:
+        with mp.get_context(start_method()).Pool(max(1, min(workers, len(items)))) as pool:
             for result in pool.imap_unordered(fn, items, chunksize=4 if len(items) > 64 else 1):
                 yield result
                 bar.update()

@@ -41,6 +41,7 @@ import psutil
 from vidgen.data.decoders import FrameReader, VideoError, choose_decoder
 from vidgen.data.frame_cache import decode_video
 from vidgen.data.locking import FileLock
+from vidgen.data.parallel import start_method
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def _write_part(
             keep_data_ordered=True,  # items in input order: item = first + frame number
             reorder_files=False,
             mode="overwrite",  # what a killed run left of this part goes
-            start_method="fork" if sys.platform.startswith("linux") else "spawn",
+            start_method=start_method(),
             verbose=False,
         )
     except BaseException:  # LitData leaves its workers (and theirs) running: exit would wait

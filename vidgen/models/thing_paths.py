@@ -111,3 +111,43 @@ def line_fit(positions: Tensor, weights: Tensor, at: int) -> tuple[Tensor, Tenso
     slope = torch.where(fitted, slope / spread.clamp(min=1e-9), torch.zeros_like(slope))
     value = torch.where(fitted, mean_p + slope * (at - mean_t), torch.zeros_like(slope))
     return slope, value, fitted
+
+
+FIT_SPEED_STEP = 0.02
+"""Spacing of the velocities :func:`bounced_line_fit` tries, pixels a step."""
+FIT_PHASE_STEP = 0.05
+"""Spacing of the last positions it tries, pixels (within :data:`FIT_PHASE_REACH` of 0)."""
+FIT_PHASE_REACH = 0.75
+
+
+def bounced_line_fit(
+    positions: Tensor, weights: Tensor, low: Tensor, high: Tensor, max_speed: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The free flight bounced between ``low`` and ``high`` (``(B, K, 2)``, per axis) nearest
+    ``positions`` ``(B, K, T, 2)`` (least squares, ``weights`` the same shape) whose last
+    position is near 0: its velocity at the last step (the bounced direction), its position
+    there, and whether two or more steps carried weight (else both are 0). A line through
+    positions on both sides of a bounce is no line: this fits the bounce too, so a thing that
+    turned within the context keeps all its positions. Searched on a grid of
+    :data:`FIT_SPEED_STEP` (speeds up to ``max_speed``) by :data:`FIT_PHASE_STEP`; of equal
+    fits the slowest."""
+    device, t = positions.device, positions.shape[2]
+    speeds = torch.arange(-max_speed, max_speed + FIT_SPEED_STEP / 2, FIT_SPEED_STEP, device=device)
+    reach = FIT_PHASE_REACH + FIT_PHASE_STEP / 2
+    phases = torch.arange(-FIT_PHASE_REACH, reach, FIT_PHASE_STEP, device=device)
+    velocity, phase = torch.cartesian_prod(speeds, phases).unbind(1)  # (M,)
+    back = torch.arange(t - 1, -1, -1, device=device).float()  # steps before the last
+    free = phase[:, None] - velocity[:, None] * back  # (M, T)
+    weights = weights.float()
+    errors = []
+    for axis in range(2):
+        walls = low[..., axis, None, None], high[..., axis, None, None]
+        path, _ = fold(free, *walls)  # (B, K, M, T)
+        miss = (path - positions[..., None, :, axis]).pow(2) * weights[..., None, :, axis]
+        errors.append(miss.sum(-1) + 1e-9 * velocity.pow(2))  # (B, K, M)
+    best = torch.stack(errors, -1).argmin(-2)  # (B, K, 2)
+    fitted = (weights > 0).sum(2) >= 2
+    zero = torch.zeros_like(velocity[best])
+    end, direction = fold(phase[best], low, high)
+    slope = torch.where(fitted, velocity[best] * direction, zero)
+    return slope, torch.where(fitted, end, zero), fitted

@@ -51,7 +51,14 @@ from torch import Tensor, nn
 from vidgen.models.base import adam
 from vidgen.models.laplace import laplace_from_normal, laplace_kl
 from vidgen.models.motion_predictor import fp32
-from vidgen.models.thing_paths import first_run_velocity, fold, follow, line_fit, one_run
+from vidgen.models.thing_paths import (
+    bounced_line_fit,
+    first_run_velocity,
+    fold,
+    follow,
+    line_fit,
+    one_run,
+)
 from vidgen.models.things import (
     boxes,
     centres,
@@ -287,10 +294,11 @@ class ThingMotionVAE(VAEModule):
         start = offsets[:, :, 1] - offsets[:, :, 0]  # condition_frames >= 2
         velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
         seen, trusted = centres(masks, seen)
-        last_run = one_run(offsets.flip(2)).flip(2)
-        slope, phase, fitted = line_fit(seen, last_run * trusted[..., None], c - 1)
-        phase = torch.where(fitted, phase, position[:, :, -1])
         box = boxes(whole).float()
+        walls = -box[..., :2], size - box[..., 2:]  # how far it moves before its box meets one
+        weight = trusted[..., None].expand_as(seen).float()
+        slope, phase, fitted = bounced_line_fit(seen, weight, *walls, self.max_speed)
+        phase = torch.where(fitted, phase, position[:, :, -1])
         return Scene(
             masks=masks,
             whole=whole,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vidgen.models.thing_paths import fold
 from vidgen.wholeness import THRESHOLD, background_colour, foreground
 
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
@@ -126,50 +127,68 @@ def search_offsets(radius: int, device: torch.device) -> Tensor:
     return grid[grid.pow(2).sum(1).argsort(stable=True)]
 
 
+class Matcher:
+    """The cost of each thing of ``template`` ``(B, C, H, W)`` (its pixels under ``masks``
+    ``(B, K, H, W)``) at every whole-pixel offset within ``radius`` of a guess in a frame: the
+    sum of squared colour differences over its pixels, outside the frame counting as the
+    background colour. One correlation of ``[frame, frame^2]`` with ``[-2 patch, 1]`` over the
+    thing's pixels, plus ``|patch|^2``."""
+
+    def __init__(self, template: Tensor, masks: Tensor, radius: int) -> None:
+        b, k, h, w = masks.shape
+        template = template.float()
+        self.radius, self.things = radius, b * k
+        self.background = background_colour(template)[:, :, 0, 0]  # (B, C)
+        box = boxes(masks).view(b * k, 4)
+        side = max(1, int((box[:, 2:] - box[:, :2]).max()))
+        self.thing = torch.arange(b, device=masks.device).repeat_interleave(k)
+        span = torch.arange(side, device=masks.device)
+        self.rows, self.cols = box[:, :1] + span, box[:, 1:2] + span
+        patch, _ = take(template, self.thing, self.rows, self.cols)  # (B*K, C, side, side)
+        every = torch.arange(b * k, device=masks.device)
+        weight, _ = take(masks.reshape(b * k, 1, h, w).float(), every, self.rows, self.cols)
+        kernel = torch.cat([-2 * patch, torch.ones_like(patch)], 1) * weight
+        self.kernel = kernel.double()
+        self.constant = (patch.pow(2) * weight).double().sum((1, 2, 3))
+        self.reach = torch.arange(side + 2 * radius, device=masks.device) - radius
+
+    def costs(self, frames: Tensor, guess: Tensor) -> Tensor:
+        """``(B*K, 2r+1, 2r+1)``: each thing's cost in ``frames`` ``(B, C, H, W)`` at
+        ``guess`` ``(B*K, 2)`` (whole pixels, down and right) plus every offset of the
+        square of side ``2 radius + 1`` around it, by row then column."""
+        seen, inside = take(
+            frames.float(),
+            self.thing,
+            self.rows[:, :1] + guess[:, :1] + self.reach,
+            self.cols[:, :1] + guess[:, 1:] + self.reach,
+        )
+        seen = torch.where(inside[:, None], seen, self.background[self.thing, :, None, None])
+        seen = seen.double()
+        region = torch.cat([seen, seen.pow(2)], 1).reshape(1, -1, *seen.shape[-2:])
+        cost = F.conv2d(region, self.kernel, groups=self.things)[0]
+        return cost + self.constant[:, None, None]
+
+
 def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, radius: int) -> Tensor:
     """Each thing's whole-pixel offset ``(B, K, T, 2)`` (down, right) in each of ``frames``
     ``(B, T, C, H, W)`` from where its mask ``(B, K, H, W)`` lies in ``template``
     ``(B, C, H, W)``.
 
-    At each frame the thing's pixels are matched (sum of squared colour differences; outside
-    the frame counts as the background colour) at every offset within ``radius`` of the
-    prediction, its last offset plus its last step's velocity (``velocity`` ``(B, K, 2)``
-    pixels a step at the first frame); of equal matches the one nearest the prediction wins.
+    At each frame the thing's pixels are matched (:class:`Matcher`) at every offset within
+    ``radius`` of the prediction, its last offset plus its last step's velocity (``velocity``
+    ``(B, K, 2)`` pixels a step at the first frame); of equal matches the one nearest the
+    prediction wins.
     """
-    b, k, h, w = masks.shape
-    template, frames = template.float(), frames.float()
-    background = background_colour(template)[:, :, 0, 0]  # (B, C)
-    box = boxes(masks).view(b * k, 4)
-    side = max(1, int((box[:, 2:] - box[:, :2]).max()))
-    thing = torch.arange(b, device=masks.device).repeat_interleave(k)
-    span = torch.arange(side, device=masks.device)
-    rows, cols = box[:, :1] + span, box[:, 1:2] + span
-    patch, _ = take(template, thing, rows, cols)  # (B*K, C, side, side)
-    weight, _ = take(
-        masks.reshape(b * k, 1, h, w).float(), torch.arange(b * k, device=masks.device), rows, cols
-    )
-    # cost at offset d = sum over the thing's pixels p of |frame(p + d) - patch(p)|^2: one
-    # correlation of [frame, frame^2] with [-2 patch, 1] over the thing's pixels, plus |patch|^2
-    kernel = torch.cat([-2 * patch, torch.ones_like(patch)], 1) * weight
-    kernel, constant = kernel.double(), (patch.pow(2) * weight).double().sum((1, 2, 3))
+    b, k = masks.shape[:2]
+    matcher = Matcher(template, masks, radius)
     deltas = search_offsets(radius, masks.device)
     order = (deltas[:, 0] + radius) * (2 * radius + 1) + deltas[:, 1] + radius  # row-major
-    reach = torch.arange(side + 2 * radius, device=masks.device) - radius
     offset = torch.zeros(b * k, 2, dtype=torch.long, device=masks.device)
     step = velocity.float().round().long().reshape(b * k, 2)
     out = []
     for t in range(frames.shape[1]):
         guess = offset + step
-        seen, inside = take(
-            frames[:, t],
-            thing,
-            rows[:, :1] + guess[:, :1] + reach,
-            cols[:, :1] + guess[:, 1:] + reach,
-        )
-        seen = torch.where(inside[:, None], seen, background[thing, :, None, None]).double()
-        region = torch.cat([seen, seen.pow(2)], 1).reshape(1, -1, *seen.shape[-2:])
-        cost = F.conv2d(region, kernel, groups=b * k).view(b * k, -1)[:, order]
-        cost = cost + constant[:, None]
+        cost = matcher.costs(frames[:, t], guess).flatten(1)[:, order]
         best = (cost <= cost.amin(1, keepdim=True) + TIE).byte().argmax(1)  # the nearest
         found = guess + deltas[best]
         step, offset = found - offset, found
@@ -177,18 +196,63 @@ def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, rad
     return torch.stack(out, 1).view(b, k, -1, 2).float()
 
 
+SPEED_STEP = 0.125
+"""Spacing of the velocities :func:`context_offsets` tries, pixels a step per axis."""
+PHASES = (-0.375, -0.125, 0.125, 0.375)
+"""Sub-pixel places in the last frame :func:`context_offsets` tries: with the velocities, they
+give every whole-pixel path a constant velocity can take."""
+PATHS_AT_ONCE = 4096
+"""Paths :func:`context_offsets` scores at once (memory: things x paths x frames)."""
+
+
 def context_offsets(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
     """Each thing's whole-pixel offset ``(B, K, S, 2)`` in each frame of ``context``
-    ``(B, S, C, H, W)`` from where its mask ``(B, K, H, W)`` lies in the last one (0 there),
-    tracked backwards (:func:`track`, radius ``2 * max_speed``: a bounce turns a velocity v
-    into -v)."""
-    b, k = masks.shape[:2]
-    zero = torch.zeros(b, k, 1, 2, device=context.device)
-    if context.shape[1] < 2:
+    ``(B, S, C, H, W)`` from where its mask ``(B, K, H, W)`` lies in the last one (0 there).
+
+    One path for all the frames: of the paths at a constant velocity (up to ``max_speed`` a
+    step per axis, :data:`SPEED_STEP` apart, from each of :data:`PHASES`) bounced off the
+    frame's borders, the one along which the thing's pixels match best (:class:`Matcher`),
+    summed over the earlier frames; of equal ones the slowest. A frame where the thing is
+    covered or touches another cannot pull its offsets off the path, as frame-by-frame
+    tracking let it (a jump there read as a speed beyond ``max_speed``).
+    """
+    b, k, h, w = masks.shape
+    s, device = context.shape[1], context.device
+    zero = torch.zeros(b, k, 1, 2, device=device)
+    if s < 2:
         return zero
-    radius = math.ceil(2 * max_speed)
-    back = track(context[:, -1], masks, context[:, :-1].flip(1), zero[:, :, 0], radius)
-    return torch.cat([back.flip(2), zero], 2)
+    radius = math.ceil(max_speed * (s - 1))
+    matcher = Matcher(context[:, -1], masks, radius)
+    guess = torch.zeros(b * k, 2, dtype=torch.long, device=device)
+    costs = torch.stack([matcher.costs(context[:, t], guess) for t in range(s - 1)], 1)
+    side = 2 * radius + 1
+    costs = costs.flatten(2)  # (B*K, S-1, side * side)
+    speeds = torch.arange(-max_speed, max_speed + SPEED_STEP / 2, SPEED_STEP, device=device)
+    velocity, phase = torch.cartesian_prod(speeds, torch.tensor(PHASES, device=device)).unbind(1)
+    before = torch.arange(s - 1, 0, -1, device=device).float()  # steps back from the last frame
+    free = phase[:, None] - velocity[:, None] * before  # (M, S-1)
+    box = boxes(masks).view(b * k, 4).float()
+    low, high = -box[:, :2], torch.tensor([h, w], device=device) - box[:, 2:]
+    axis = [
+        fold(free, low[:, a, None, None], high[:, a, None, None])[0].round().long() + radius
+        for a in range(2)
+    ]  # per axis (B*K, M, S-1): the paths' offsets, from 0 to side - 1
+    axis = [a.clamp(0, side - 1) for a in axis]
+    pairs = torch.cartesian_prod(
+        torch.arange(len(velocity), device=device), torch.arange(len(velocity), device=device)
+    )
+    pairs = pairs[
+        (velocity[pairs[:, 0]].pow(2) + velocity[pairs[:, 1]].pow(2)).argsort(stable=True)
+    ]
+    totals = []
+    for chunk in pairs.split(PATHS_AT_ONCE):
+        cells = axis[0][:, chunk[:, 0]] * side + axis[1][:, chunk[:, 1]]  # (B*K, P, S-1)
+        totals.append(costs.gather(2, cells.transpose(1, 2)).sum(1))  # (B*K, P)
+    total = torch.cat(totals, 1)
+    best = pairs[(total <= total.amin(1, keepdim=True) + TIE).byte().argmax(1)]  # the slowest
+    every = torch.arange(b * k, device=device)
+    path = torch.stack([axis[0][every, best[:, 0]], axis[1][every, best[:, 1]]], -1) - radius
+    return torch.cat([path.view(b, k, s - 1, 2).float(), zero], 2)
 
 
 NEAR = 2

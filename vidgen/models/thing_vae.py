@@ -13,11 +13,12 @@ says where the things go:
   from the velocity seen in the context. The velocities add up to a free flight from the
   thing's sub-pixel position in the last context frame; the flight bounced off the frame's
   borders (:func:`~vidgen.models.thing_paths.fold`, the walls where the thing's box meets them) and
-  rounded to whole pixels is where it is drawn. Position and velocity come from a line
-  through the thing's sub-pixel centres in the context frames since its last turn
-  (:func:`~vidgen.models.things.centres`, :func:`~vidgen.models.thing_paths.line_fit`): hard edges
-  drawn from a sub-pixel position tell it to a fraction of a pixel, where whole-pixel offsets
-  tell a third of a pixel a step.
+  rounded to whole pixels is where it is drawn. Position and velocity come from the bounced
+  free flight nearest the thing's sub-pixel centres in the context frames
+  (:func:`~vidgen.models.things.context_offsets` finds it in each as one bounced path,
+  :func:`~vidgen.models.things.centres`, :func:`~vidgen.models.thing_paths.bounced_line_fit`):
+  hard edges drawn from a sub-pixel position tell it to a fraction of a pixel, where
+  whole-pixel offsets tell a third of a pixel a step.
 - **The posterior is the motion seen.** Its mean is the changes of the steadiest free flight
   whose bounced path stays within a fraction of a pixel of each thing's centres in the clip's
   generated frames (:func:`~vidgen.models.thing_paths.follow`; where a thing is covered the flight
@@ -95,9 +96,10 @@ class Scene(NamedTuple):
     ``(B, K)`` (non-empty slots), ``box`` ``(B, K, 4)`` (top, left, bottom, right in frame
     fractions), ``area`` ``(B, K)`` (frame fraction), ``velocity`` ``(B, K, 2)`` (pixels a
     step at the last frame) and ``phase`` ``(B, K, 2)`` (sub-pixel position there, pixels from
-    the centre of the thing's drawn pixels), both of the line through its centres in the
-    context since its last turn (its steadiest path through its whole-pixel offsets,
-    :func:`~vidgen.models.thing_paths.follow`, where no centres are trusted), and ``low`` and
+    the centre of the thing's drawn pixels), both of the bounced free flight nearest its
+    centres in the context (:func:`~vidgen.models.thing_paths.bounced_line_fit`; its steadiest
+    path through its whole-pixel offsets, :func:`~vidgen.models.thing_paths.follow`, where
+    fewer than two centres are trusted), and ``low`` and
     ``high`` ``(B, K, 2)``: the positions at which its box meets the frame's borders, the
     walls it bounces off. Motion layers (:class:`~vidgen.models.LayerMotionVAE`) also have
     ``field`` ``(B, 2, H, W)``, each pixel's velocity ``(dx, dy)`` from its layer's motion,

@@ -129,15 +129,15 @@ def search_offsets(radius: int, device: torch.device) -> Tensor:
 
 class Matcher:
     """The cost of each thing of ``template`` ``(B, C, H, W)`` (its pixels under ``masks``
-    ``(B, K, H, W)``) at every whole-pixel offset within ``radius`` of a guess in a frame: the
+    ``(B, K, H, W)``) at every whole-pixel offset within a radius of a guess in a frame: the
     sum of squared colour differences over its pixels, outside the frame counting as the
     background colour. One correlation of ``[frame, frame^2]`` with ``[-2 patch, 1]`` over the
     thing's pixels, plus ``|patch|^2``."""
 
-    def __init__(self, template: Tensor, masks: Tensor, radius: int) -> None:
+    def __init__(self, template: Tensor, masks: Tensor) -> None:
         b, k, h, w = masks.shape
         template = template.float()
-        self.radius, self.things = radius, b * k
+        self.things = b * k
         self.background = background_colour(template)[:, :, 0, 0]  # (B, C)
         box = boxes(masks).view(b * k, 4)
         side = max(1, int((box[:, 2:] - box[:, :2]).max()))
@@ -150,17 +150,18 @@ class Matcher:
         kernel = torch.cat([-2 * patch, torch.ones_like(patch)], 1) * weight
         self.kernel = kernel.double()
         self.constant = (patch.pow(2) * weight).double().sum((1, 2, 3))
-        self.reach = torch.arange(side + 2 * radius, device=masks.device) - radius
+        self.side = side
 
-    def costs(self, frames: Tensor, guess: Tensor) -> Tensor:
-        """``(B*K, 2r+1, 2r+1)``: each thing's cost in ``frames`` ``(B, C, H, W)`` at
-        ``guess`` ``(B*K, 2)`` (whole pixels, down and right) plus every offset of the
-        square of side ``2 radius + 1`` around it, by row then column."""
+    def costs(self, frames: Tensor, guess: Tensor, radius: int) -> Tensor:
+        """``(B*K, 2 radius + 1, 2 radius + 1)``: each thing's cost in ``frames``
+        ``(B, C, H, W)`` at ``guess`` ``(B*K, 2)`` (whole pixels, down and right) plus every
+        offset of the square of side ``2 radius + 1`` around it, by row then column."""
+        reach = torch.arange(self.side + 2 * radius, device=guess.device) - radius
         seen, inside = take(
             frames.float(),
             self.thing,
-            self.rows[:, :1] + guess[:, :1] + self.reach,
-            self.cols[:, :1] + guess[:, 1:] + self.reach,
+            self.rows[:, :1] + guess[:, :1] + reach,
+            self.cols[:, :1] + guess[:, 1:] + reach,
         )
         seen = torch.where(inside[:, None], seen, self.background[self.thing, :, None, None])
         seen = seen.double()
@@ -180,7 +181,7 @@ def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, rad
     prediction wins.
     """
     b, k = masks.shape[:2]
-    matcher = Matcher(template, masks, radius)
+    matcher = Matcher(template, masks)
     deltas = search_offsets(radius, masks.device)
     order = (deltas[:, 0] + radius) * (2 * radius + 1) + deltas[:, 1] + radius  # row-major
     offset = torch.zeros(b * k, 2, dtype=torch.long, device=masks.device)
@@ -188,7 +189,7 @@ def track(template: Tensor, masks: Tensor, frames: Tensor, velocity: Tensor, rad
     out = []
     for t in range(frames.shape[1]):
         guess = offset + step
-        cost = matcher.costs(frames[:, t], guess).flatten(1)[:, order]
+        cost = matcher.costs(frames[:, t], guess, radius).flatten(1)[:, order]
         best = (cost <= cost.amin(1, keepdim=True) + TIE).byte().argmax(1)  # the nearest
         found = guess + deltas[best]
         step, offset = found - offset, found
@@ -222,28 +223,32 @@ def context_offsets(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
     if s < 2:
         return zero
     radius = math.ceil(max_speed * (s - 1))
-    matcher = Matcher(context[:, -1], masks, radius)
+    matcher = Matcher(context[:, -1], masks)
     guess = torch.zeros(b * k, 2, dtype=torch.long, device=device)
-    costs = torch.stack([matcher.costs(context[:, t], guess) for t in range(s - 1)], 1)
+    costs = []
+    for t in range(s - 1):  # a frame n steps back is searched within n * max_speed
+        near = math.ceil(max_speed * (s - 1 - t))
+        cost = matcher.costs(context[:, t], guess, near)
+        costs.append(F.pad(cost, (radius - near,) * 4, value=math.inf))
     side = 2 * radius + 1
-    costs = costs.flatten(2)  # (B*K, S-1, side * side)
+    costs = torch.stack(costs, 1).flatten(2)  # (B*K, S-1, side * side)
     speeds = torch.arange(-max_speed, max_speed + SPEED_STEP / 2, SPEED_STEP, device=device)
     velocity, phase = torch.cartesian_prod(speeds, torch.tensor(PHASES, device=device)).unbind(1)
     before = torch.arange(s - 1, 0, -1, device=device).float()  # steps back from the last frame
-    free = phase[:, None] - velocity[:, None] * before  # (M, S-1)
+    free = (phase[:, None] - velocity[:, None] * before).round()  # (M, S-1) whole pixels
+    paths, which = free.unique(dim=0, return_inverse=True)  # (U, S-1): each once
+    speed = torch.full((len(paths),), math.inf, device=device)
+    speed = speed.scatter_reduce(0, which, velocity.abs(), "amin")  # the slowest giving it
     box = boxes(masks).view(b * k, 4).float()
     low, high = -box[:, :2], torch.tensor([h, w], device=device) - box[:, 2:]
-    axis = [
-        fold(free, low[:, a, None, None], high[:, a, None, None])[0].round().long() + radius
+    axis = [  # walls are whole pixels: a rounded flight bounced is the bounced one rounded
+        fold(paths, low[:, a, None, None], high[:, a, None, None])[0].round().long() + radius
         for a in range(2)
-    ]  # per axis (B*K, M, S-1): the paths' offsets, from 0 to side - 1
+    ]  # per axis (B*K, U, S-1): the paths' offsets, from 0 to side - 1
     axis = [a.clamp(0, side - 1) for a in axis]
-    pairs = torch.cartesian_prod(
-        torch.arange(len(velocity), device=device), torch.arange(len(velocity), device=device)
-    )
-    pairs = pairs[
-        (velocity[pairs[:, 0]].pow(2) + velocity[pairs[:, 1]].pow(2)).argsort(stable=True)
-    ]
+    every_path = torch.arange(len(paths), device=device)
+    pairs = torch.cartesian_prod(every_path, every_path)
+    pairs = pairs[(speed[pairs[:, 0]].pow(2) + speed[pairs[:, 1]].pow(2)).argsort(stable=True)]
     totals = []
     for chunk in pairs.split(PATHS_AT_ONCE):
         cells = axis[0][:, chunk[:, 0]] * side + axis[1][:, chunk[:, 1]]  # (B*K, P, S-1)

@@ -295,7 +295,7 @@ class ThingMotionVAE(VAEModule):
         )
         start = offsets[:, :, 1] - offsets[:, :, 0]  # condition_frames >= 2
         velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
-        seen, trusted = centres(masks, seen)
+        seen, trusted = centres(context[:, -1], masks, context, offsets, seen)
         box = boxes(whole).float()
         walls = -box[..., :2], size - box[..., 2:]  # how far it moves before its box meets one
         weight = trusted[..., None].expand_as(seen).float()
@@ -402,7 +402,8 @@ class ThingMotionVAE(VAEModule):
         future = future.float()
         radius = math.ceil(2 * self.max_speed)
         offsets = track(last, scene.masks, future, scene.velocity, radius)
-        seen, trusted = centres(scene.masks, seen_pixels(last, scene.masks, future, offsets))
+        seen = seen_pixels(last, scene.masks, future, offsets)
+        seen, trusted = centres(last, scene.masks, future, offsets, seen)
         return torch.where(trusted[..., None], seen, float("nan"))
 
     def decode(

@@ -263,8 +263,11 @@ def context_offsets(context: Tensor, masks: Tensor, max_speed: float) -> Tensor:
 NEAR = 2
 """How far (pixels) from a thing's whole-pixel place :func:`centres` looks for its pixels."""
 AREA_CHANGE = 0.2
-"""A thing seen with its area changed by more than this fraction is partly covered or out of
-the frame: its centre there is not trusted."""
+"""A thing seen with its area changed by more than this fraction (of the pixels no other thing
+covers) is partly hidden or out of the frame: its centre there is not trusted."""
+VISIBLE = 0.5
+"""The least fraction of a thing's mask that other things may leave to compare, for its centre
+to be trusted."""
 
 
 def colours(template: Tensor, masks: Tensor) -> Tensor:
@@ -291,21 +294,33 @@ def seen_pixels(
     return near & alike
 
 
-def centres(masks: Tensor, seen: Tensor) -> tuple[Tensor, Tensor]:
-    """Each thing's sub-pixel centre ``(B, K, T, 2)`` in each of T frames, relative to its
-    centre where its mask ``(B, K, H, W)`` lies, and whether it is trusted ``(B, K, T)``.
+def centres(
+    last: Tensor, masks: Tensor, frames: Tensor, offsets: Tensor, seen: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Each thing's sub-pixel centre ``(B, K, T, 2)`` in each of ``frames`` ``(B, T, C, H, W)``,
+    relative to its centre where its mask ``(B, K, H, W)`` lies in ``last`` ``(B, C, H, W)``,
+    and whether it is trusted ``(B, K, T)``.
 
     The centre is the mean position of the thing's pixels ``seen`` there (``(B, K, T, H, W)``,
-    :func:`seen_pixels`). A thing drawn with hard edges from a sub-pixel
+    :func:`seen_pixels`) against that of its mask moved by its whole-pixel ``offsets``
+    ``(B, K, T, 2)``, both over the same pixels: those where no other thing lies, in that
+    frame or (moved along) in ``last``. A thing drawn with hard edges from a sub-pixel
     position has its drawn pixels' centre within a fraction of a pixel of its true one, so a
-    line through a few centres gives its speed far better than whole-pixel offsets. Not
-    trusted where its area changed by more than ``AREA_CHANGE`` (covered, leaving).
+    line through a few centres gives its speed far better than whole-pixel offsets; leaving
+    out on both sides what another covers keeps a partly covered thing's centre where the
+    thing is, not where its uncovered part is. Not trusted where less than ``VISIBLE`` of its
+    mask is left or its pixels there differ in number from its mask's by more than
+    ``AREA_CHANGE`` (covered by the background's colour, leaving).
     """
-    h, w = masks.shape[-2:]
-    weight = masks.float()
-    area = weight.sum((-2, -1))  # (B, K)
-    seen = seen.float()
-    count = seen.sum((-2, -1))
+    b, k, h, w = masks.shape
+    t = frames.shape[1]
+    flat = frames.flatten(0, 1).float()
+    others = foreground(flat, background_colour(flat)).view(b, 1, t, h, w) & ~seen
+    last = last.float()
+    in_last = foreground(last, background_colour(last))[:, None] & ~masks  # (B, K, H, W)
+    blocked = others | shift(in_last[:, :, None].expand(b, k, t, h, w), offsets)
+    mine = (seen & ~blocked).float()
+    mask = (shift(masks[:, :, None].expand(b, k, t, h, w), offsets) & ~blocked).float()
     rows = torch.arange(h, device=masks.device, dtype=torch.float32)
     cols = torch.arange(w, device=masks.device, dtype=torch.float32)
 
@@ -314,9 +329,11 @@ def centres(masks: Tensor, seen: Tensor) -> tuple[Tensor, Tensor]:
         x = (pixels.sum(-2) * cols).sum(-1) / total.clamp(min=1)
         return torch.stack([y, x], -1)
 
-    relative = centre(seen, count) - centre(weight, area)[:, :, None]
-    trusted = (count - area[..., None]).abs() <= AREA_CHANGE * area[..., None]
-    return relative, trusted & (area[..., None] > 0)
+    count, compared = mine.sum((-2, -1)), mask.sum((-2, -1))
+    relative = centre(mine, count) - centre(mask, compared) + offsets
+    area = masks.flatten(-2).sum(-1)[..., None].float()  # (B, K, 1)
+    trusted = (count - compared).abs() <= AREA_CHANGE * compared
+    return relative, trusted & (compared >= VISIBLE * area) & (area > 0)
 
 
 def unhide(frames: Tensor, masks: Tensor, offsets: Tensor, seen: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from vidgen.models import thing_paths
 from vidgen.models.thing_paths import (
     MARGIN,
     bounced_line_fit,
@@ -284,10 +285,28 @@ def test_a_bounced_line_fits_positions_on_both_sides_of_a_bounce():
     seen, _ = fold(free, low[..., 1], high[..., 1])  # about -0.2, -1.3, -1.25, 0
     positions = torch.stack([torch.zeros(4), seen.flatten()], -1)[None, None]  # (1, 1, 4, 2)
     weights = torch.ones_like(positions)
-    slope, phase, fitted = bounced_line_fit(positions, weights, low, high, 4.0)
+    slope, phase, fitted, slack = bounced_line_fit(positions, weights, low, high, 4.0)
     assert fitted.all() and slope[0, 0, 0].abs() < 0.03 and phase[0, 0, 0].abs() < 0.06
+    assert torch.equal(slack, torch.zeros(1, 1, 2))  # the walls given fit: they stay
     assert abs(slope[0, 0, 1] - 1.3) < 0.1 and abs(phase[0, 0, 1]) < 0.1
     plain, _, _ = line_fit(positions, weights, 3)  # a line through both sides: far slower
     assert abs(plain[0, 0, 1]) < 0.6
     weights[..., :3, :] = 0  # one weighted position: no fit
     assert not bounced_line_fit(positions, weights, low, high, 4.0)[2].any()
+
+
+def test_a_bounced_line_moves_a_wall_the_drawn_box_put_half_a_pixel_off(monkeypatch):
+    """Left at 1.5 px a step into a wall 2.5 px left of the last position, where the drawn box
+    says 2: the fit moves the wall out by half a pixel and reads the speed; kept at the drawn
+    wall, it reads a speed far off."""
+    free = torch.tensor([-4.5, -3.0, -1.5, 0.0])
+    low, high = torch.tensor([[[-10.0, -2.0]]]), torch.tensor([[[10.0, 10.0]]])
+    seen, _ = fold(free, low[..., 1] - 0.5, high[..., 1])  # the true wall at -2.5
+    positions = torch.stack([torch.zeros(4), seen.flatten()], -1)[None, None]
+    weights = torch.ones_like(positions)
+    slope, phase, _, slack = bounced_line_fit(positions, weights, low, high, 4.0)
+    assert slack[0, 0].tolist() == [0.0, -0.5]
+    assert abs(slope[0, 0, 1] - 1.5) < 0.03 and abs(phase[0, 0, 1]) < 0.06
+    monkeypatch.setattr(thing_paths, "FIT_WALL_SLACK", (0.0,))
+    drawn, _, _, _ = bounced_line_fit(positions, weights, low, high, 4.0)
+    assert abs(drawn[0, 0, 1] - 1.5) > 0.15

@@ -118,19 +118,29 @@ FIT_SPEED_STEP = 0.02
 FIT_PHASE_STEP = 0.05
 """Spacing of the last positions it tries, pixels (within :data:`FIT_PHASE_REACH` of 0)."""
 FIT_PHASE_REACH = 0.75
+FIT_WALL_SLACK = (0.0, -0.25, 0.25, -0.5, 0.5)
+"""How far (pixels) :func:`bounced_line_fit` tries both walls inside the given ones (outside
+where negative): a thing drawn with hard edges shows its edges up to half a
+pixel from where they are (a triangle's tip more), and where it meets a wall is its true
+edge, not its drawn one."""
+FIT_SLACK_COST = 0.05
+"""What a pixel of slack adds to a fit's squared error (pixels squared): the walls move only
+where that fits the positions clearly better."""
 
 
 def bounced_line_fit(
     positions: Tensor, weights: Tensor, low: Tensor, high: Tensor, max_speed: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The free flight bounced between ``low`` and ``high`` (``(B, K, 2)``, per axis) nearest
-    ``positions`` ``(B, K, T, 2)`` (least squares, ``weights`` the same shape) whose last
-    position is near 0: its velocity at the last step (the bounced direction), its position
-    there, and whether two or more steps carried weight (else both are 0). A line through
-    positions on both sides of a bounce is no line: this fits the bounce too, so a thing that
-    turned within the context keeps all its positions. Searched on a grid of
-    :data:`FIT_SPEED_STEP` (speeds up to ``max_speed``) by :data:`FIT_PHASE_STEP`; of equal
-    fits the slowest."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The free flight bounced between ``low`` and ``high`` (``(B, K, 2)``, per axis, each
+    moved inside by a slack of :data:`FIT_WALL_SLACK`) nearest ``positions`` ``(B, K, T, 2)``
+    (least squares, ``weights`` the same shape) whose last position is near 0: its velocity
+    at the last step (the bounced direction), its position there, whether two or more steps
+    carried weight (else both are 0) and the slack ``(B, K, 2)`` (walls ``low + slack`` and
+    ``high - slack``). A line through positions on both sides of a bounce is no line: this
+    fits the bounce too, so a thing that turned within the context keeps all its positions.
+    Searched on a grid of :data:`FIT_SPEED_STEP` (speeds up to ``max_speed``) by
+    :data:`FIT_PHASE_STEP`, each slack adding :data:`FIT_SLACK_COST` per pixel; of equal fits
+    the slowest."""
     device, t = positions.device, positions.shape[2]
     speeds = torch.arange(-max_speed, max_speed + FIT_SPEED_STEP / 2, FIT_SPEED_STEP, device=device)
     reach = FIT_PHASE_REACH + FIT_PHASE_STEP / 2
@@ -139,15 +149,22 @@ def bounced_line_fit(
     back = torch.arange(t - 1, -1, -1, device=device).float()  # steps before the last
     free = phase[:, None] - velocity[:, None] * back  # (M, T)
     weights = weights.float()
-    errors = []
+    slacks = torch.tensor(FIT_WALL_SLACK, device=device)
+    best = []
     for axis in range(2):
-        walls = low[..., axis, None, None], high[..., axis, None, None]
-        path, _ = fold(free, *walls)  # (B, K, M, T)
-        miss = (path - positions[..., None, :, axis]).pow(2) * weights[..., None, :, axis]
-        errors.append(miss.sum(-1) + 1e-9 * velocity.pow(2))  # (B, K, M)
-    best = torch.stack(errors, -1).argmin(-2)  # (B, K, 2)
+        errors = []
+        for slack in FIT_WALL_SLACK:
+            walls = low[..., axis, None, None] + slack, high[..., axis, None, None] - slack
+            path, _ = fold(free, *walls)  # (B, K, M, T)
+            miss = (path - positions[..., None, :, axis]).pow(2) * weights[..., None, :, axis]
+            cost = FIT_SLACK_COST * abs(slack) + 1e-9 * velocity.pow(2)
+            errors.append(miss.sum(-1) + cost)  # (B, K, M)
+        best.append(torch.cat(errors, -1).argmin(-1))  # (B, K): the first of equals
+    best = torch.stack(best, -1)  # (B, K, 2): slack index * M + path
+    slack = slacks[best // len(velocity)]
+    best = best % len(velocity)
     fitted = (weights > 0).sum(2) >= 2
     zero = torch.zeros_like(velocity[best])
-    end, direction = fold(phase[best], low, high)
+    end, direction = fold(phase[best], low + slack, high - slack)
     slope = torch.where(fitted, velocity[best] * direction, zero)
-    return slope, torch.where(fitted, end, zero), fitted
+    return slope, torch.where(fitted, end, zero), fitted, torch.where(fitted, slack, zero)

@@ -297,9 +297,9 @@ class ThingMotionVAE(VAEModule):
         velocity, position = follow(offsets[:, :, 1:], offsets[:, :, 0], start)
         seen, trusted = centres(context[:, -1], masks, context, offsets, seen)
         box = boxes(whole).float()
-        walls = -box[..., :2], size - box[..., 2:]  # how far it moves before its box meets one
+        low, high = -box[..., :2], size - box[..., 2:]  # how far it moves before its box meets one
         weight = trusted[..., None].expand_as(seen).float()
-        slope, phase, fitted = bounced_line_fit(seen, weight, *walls, self.max_speed)
+        slope, phase, fitted, slack = bounced_line_fit(seen, weight, low, high, self.max_speed)
         phase = torch.where(fitted, phase, position[:, :, -1])
         return Scene(
             masks=masks,
@@ -309,8 +309,8 @@ class ThingMotionVAE(VAEModule):
             area=whole.flatten(2).float().mean(2),
             velocity=torch.where(fitted, slope, velocity[:, :, -1]),
             phase=phase,
-            low=phase - box[..., :2],
-            high=phase + size - box[..., 2:],
+            low=phase + low + slack,
+            high=phase + high - slack,
         )
 
     @staticmethod

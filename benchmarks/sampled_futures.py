@@ -22,7 +22,7 @@ scores on the same test clips come from ``predictors_shapes_textured.json``
     python benchmarks/sampled_futures.py --max-steps 96  # each model at most 96 steps
     python benchmarks/sampled_futures.py --max-steps 96 --full vae_things_demo.yaml  # but it
     python benchmarks/sampled_futures.py --data textured --max-steps 96  # the textured data
-    python benchmarks/sampled_futures.py --quick   # a smoke run: 6 training steps, 2 test batches
+    python benchmarks/sampled_futures.py --quick   # a smoke run: 6 training steps, 1 test batch
 
 Writes ``benchmarks/results/sampled_futures.{md,json}`` (``sampled_futures_textured`` with
 ``--data textured``; a section per VAE) and each VAE's figure in ``docs/`` (two test clips:
@@ -91,7 +91,7 @@ QUICK_FIT = [
     "--trainer.num_sanity_val_steps=0",
 ]
 """``--quick``: the options of both fits."""
-QUICK_BATCHES = 2
+QUICK_BATCHES = 1
 """Test batches of a ``--quick`` run."""
 SHOWN_CLIPS = 2
 SHOWN_SAMPLES = 4

@@ -12,9 +12,10 @@ says where the things go:
   thing k's change of velocity at generated step t: ``velocity_t = velocity_{t-1} + z_t``
   from the velocity seen in the context. The velocities add up to a free flight from the
   thing's sub-pixel position in the last context frame; the flight bounced off the frame's
-  borders (:func:`~vidgen.models.thing_paths.fold`, the walls where the thing's box meets them) and
-  rounded to whole pixels is where it is drawn. Position and velocity come from the bounced
-  free flight nearest the thing's sub-pixel centres in the context frames
+  borders (:func:`~vidgen.models.thing_paths.fold`, the walls where the thing's box meets them,
+  each moved up to half a pixel where that fits the context better) and rounded to whole
+  pixels is where it is drawn. Position, velocity and walls come from the bounced free flight
+  nearest the thing's sub-pixel centres in the context frames
   (:func:`~vidgen.models.things.context_offsets` finds it in each as one bounced path,
   :func:`~vidgen.models.things.centres`, :func:`~vidgen.models.thing_paths.bounced_line_fit`):
   hard edges drawn from a sub-pixel position tell it to a fraction of a pixel, where
@@ -101,7 +102,8 @@ class Scene(NamedTuple):
     path through its whole-pixel offsets, :func:`~vidgen.models.thing_paths.follow`, where
     fewer than two centres are trusted), and ``low`` and
     ``high`` ``(B, K, 2)``: the positions at which its box meets the frame's borders, the
-    walls it bounces off. Motion layers (:class:`~vidgen.models.LayerMotionVAE`) also have
+    walls it bounces off (up to half a pixel from its drawn box's, as fitted). Motion layers
+    (:class:`~vidgen.models.LayerMotionVAE`) also have
     ``field`` ``(B, 2, H, W)``, each pixel's velocity ``(dx, dy)`` from its layer's motion,
     ``backdrop`` ``(B, 2, H, W)``, the camera's motion at every pixel, and ``plate``
     ``(B, C, H, W)``, the last frame with what its things cover; things have none."""
